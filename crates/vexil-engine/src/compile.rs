@@ -1,0 +1,677 @@
+//! Validation and compilation of native documents, in one pass.
+//!
+//! The compiler walks the whole document, records every problem with its
+//! place and keeps going, so a user sees all errors at once. Only a
+//! document without problems becomes a [`Snapshot`].
+
+use regex::RegexBuilder;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value};
+
+use crate::compare::{parse_date, parse_semver};
+use crate::context::{Path, json_type};
+use crate::error::{Problem, Problems};
+use crate::model::{Clause, Document, FlagDef, FlagType, Operator, Rollout, Serve};
+use crate::pointer::Pointer;
+use crate::rules::{Cmp, CompiledClause, Matcher, ValueSet};
+use crate::snapshot::{
+    CompiledFlag, CompiledRollout, CompiledRule, CompiledSegment, CompiledServe, Logic,
+    NativeLogic, Snapshot, Variant,
+};
+
+/// A compiled snapshot and the problems that did not prevent it.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Problems that do not stop the document from being served, e.g.
+    /// flagd targeting that cannot be parsed (its evaluations report
+    /// PARSE_ERROR, as flagd does).
+    pub warnings: Vec<Problem>,
+}
+
+/// Longest accepted flag, segment or variant key.
+pub const MAX_KEY_LEN: usize = 256;
+/// Largest compiled size of one regular expression.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Weights are percentages with up to three decimals: integer units of
+/// 1/1000 %, 100 000 in all.
+pub(crate) const WEIGHT_SCALE: f64 = 1000.0;
+const WEIGHT_TOTAL: u64 = 100_000;
+
+/// Validates a native document; every problem, or none.
+pub fn validate(doc: &Document) -> Vec<Problem> {
+    match compile(doc) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.0,
+    }
+}
+
+/// Validates and compiles a native document into a snapshot.
+pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
+    let mut c = Compiler::default();
+    let root = Pointer::root();
+
+    let mut segment_index: FxHashMap<&str, u32> = FxHashMap::default();
+    for (i, (key, _)) in doc.segments.iter().enumerate() {
+        let at = root.at(["segments", key]);
+        c.check_key(&at, key, "segment");
+        if segment_index.insert(key, i as u32).is_some() {
+            c.problem(&at, format!("duplicate segment key `{key}`"));
+        }
+    }
+    let mut flag_index: FxHashMap<&str, u32> = FxHashMap::default();
+    for (i, (key, _)) in doc.flags.iter().enumerate() {
+        let at = root.at(["flags", key]);
+        c.check_key(&at, key, "flag");
+        if flag_index.insert(key, i as u32).is_some() {
+            c.problem(&at, format!("duplicate flag key `{key}`"));
+        }
+    }
+
+    let mut segments = Vec::with_capacity(doc.segments.len());
+    let mut segment_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.segments.len());
+    for (key, seg) in doc.segments.iter() {
+        let at = root.at(["segments", key]);
+        let mut refs = Vec::new();
+        let mut rules = Vec::with_capacity(seg.rules.len());
+        for (r, rule) in seg.rules.iter().enumerate() {
+            let at = at.at(["rules".to_string(), r.to_string()]);
+            rules.push(c.clauses(&at, &rule.clauses, &segment_index, &mut refs));
+        }
+        for (field, keys) in [("included", &seg.included), ("excluded", &seg.excluded)] {
+            for (n, k) in keys.iter().enumerate() {
+                if k.is_empty() {
+                    c.problem(
+                        &at.at([field.to_string(), n.to_string()]),
+                        "targeting key must not be empty",
+                    );
+                }
+            }
+        }
+        segment_edges.push(refs);
+        segments.push(CompiledSegment {
+            included: seg.included.iter().map(|k| k.as_str().into()).collect(),
+            excluded: seg.excluded.iter().map(|k| k.as_str().into()).collect(),
+            rules: rules.into_boxed_slice(),
+        });
+    }
+    let segment_keys: Vec<&str> = doc.segments.keys().collect();
+    for cycle in find_cycles(&segment_edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| segment_keys[i as usize]).collect();
+        c.problem(
+            &root.at(["segments", names[0]]),
+            format!(
+                "segments reference each other in a cycle: {}",
+                names.join(" -> ")
+            ),
+        );
+    }
+
+    let mut flags = Vec::with_capacity(doc.flags.len());
+    let mut prereq_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.flags.len());
+    for (key, def) in doc.flags.iter() {
+        let at = root.at(["flags", key]);
+        let (flag, edges) = c.flag(&at, key, def, doc, &flag_index, &segment_index);
+        prereq_edges.push(edges);
+        flags.push(flag);
+    }
+    let flag_keys: Vec<&str> = doc.flags.keys().collect();
+    for cycle in find_cycles(&prereq_edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| flag_keys[i as usize]).collect();
+        c.problem(
+            &root.at(["flags", names[0], "prerequisites"]),
+            format!("prerequisites form a cycle: {}", names.join(" -> ")),
+        );
+    }
+
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    let index = flags
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.key.clone(), i as u32))
+        .collect();
+    Ok(Compiled {
+        snapshot: Snapshot {
+            flags: flags.into_boxed_slice(),
+            index,
+            segments: segments.into_boxed_slice(),
+            bucketing: doc.bucketing,
+        },
+        warnings: Vec::new(),
+    })
+}
+
+/// Collects problems while walking a document.
+#[derive(Default)]
+pub(crate) struct Compiler {
+    pub(crate) problems: Vec<Problem>,
+}
+
+impl Compiler {
+    pub(crate) fn problem(&mut self, at: &Pointer, message: impl Into<String>) {
+        self.problems.push(Problem {
+            pointer: at.clone(),
+            message: message.into(),
+        });
+    }
+
+    /// Keys start with a letter or digit and use letters, digits, `_`, `-`,
+    /// `.` and `:`; they are used in URLs and file names.
+    fn check_key(&mut self, at: &Pointer, key: &str, what: &str) {
+        if key.is_empty() {
+            self.problem(at, format!("{what} key must not be empty"));
+        } else if key.len() > MAX_KEY_LEN {
+            self.problem(at, format!("{what} key is longer than {MAX_KEY_LEN} bytes"));
+        } else if !key.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
+            self.problem(
+                at,
+                format!(
+                    "invalid {what} key `{key}`: use letters, digits, `_`, `-`, `.` and `:`, starting with a letter or digit"
+                ),
+            );
+        }
+    }
+
+    /// Checks variant keys and that all values share one type; returns the
+    /// type (declared or inferred) and the compiled variants.
+    pub(crate) fn variants<'v>(
+        &mut self,
+        at: &Pointer,
+        declared: Option<FlagType>,
+        variants: impl ExactSizeIterator<Item = (&'v str, &'v Value)>,
+    ) -> (FlagType, Vec<Variant>) {
+        let mut out = Vec::with_capacity(variants.len());
+        let mut ty = declared;
+        if variants.len() == 0 {
+            self.problem(at, "a flag needs at least one variant");
+        }
+        for (key, value) in variants {
+            let at = at.push(key);
+            if key.is_empty() {
+                self.problem(&at, "variant key must not be empty");
+            } else if key.len() > MAX_KEY_LEN {
+                self.problem(
+                    &at,
+                    format!("variant key is longer than {MAX_KEY_LEN} bytes"),
+                );
+            }
+            match (FlagType::of(value), ty) {
+                (None, _) => self.problem(
+                    &at,
+                    format!(
+                        "variant value must be a boolean, string, number or object, found {}",
+                        json_type(value)
+                    ),
+                ),
+                (Some(found), Some(want)) if found != want => self.problem(
+                    &at,
+                    format!(
+                        "variant value must be of the flag's type {}, found {}",
+                        want.name(),
+                        found.name()
+                    ),
+                ),
+                (Some(found), None) => ty = Some(found),
+                _ => {}
+            }
+            out.push(Variant {
+                key: key.into(),
+                value: value.clone(),
+            });
+        }
+        (ty.unwrap_or(FlagType::Boolean), out)
+    }
+
+    /// Overlays flag metadata on document metadata; values must be scalars.
+    pub(crate) fn metadata(
+        &mut self,
+        at: &Pointer,
+        base: &Map<String, Value>,
+        own: &Map<String, Value>,
+    ) -> Map<String, Value> {
+        for (k, v) in own {
+            if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+                self.problem(
+                    &at.push(k),
+                    format!(
+                        "metadata values must be strings, numbers or booleans, found {}",
+                        json_type(v)
+                    ),
+                );
+            }
+        }
+        let mut merged = base.clone();
+        for (k, v) in own {
+            merged.insert(k.clone(), v.clone());
+        }
+        merged
+    }
+
+    fn flag(
+        &mut self,
+        at: &Pointer,
+        key: &str,
+        def: &FlagDef,
+        doc: &Document,
+        flag_index: &FxHashMap<&str, u32>,
+        segment_index: &FxHashMap<&str, u32>,
+    ) -> (CompiledFlag, Vec<u32>) {
+        let (value_type, variants) =
+            self.variants(&at.push("variants"), def.value_type, def.variants.iter());
+        let variant = |name: &str| def.variants.position(name).map(|i| i as u32);
+
+        for (n, tag) in def.tags.iter().enumerate() {
+            if tag.trim().is_empty() {
+                self.problem(
+                    &at.at(["tags".to_string(), n.to_string()]),
+                    "tags must not be empty",
+                );
+            }
+        }
+
+        let off_variant = def.off_variant.as_deref().and_then(|name| {
+            let v = variant(name);
+            if v.is_none() {
+                self.problem(&at.push("offVariant"), format!("unknown variant `{name}`"));
+            }
+            v
+        });
+
+        let mut targets: FxHashMap<Box<str>, u32> = FxHashMap::default();
+        let mut target_owner: FxHashMap<&str, &str> = FxHashMap::default();
+        for (name, keys) in def.targets.iter() {
+            let at = at.at(["targets", name]);
+            let Some(v) = variant(name) else {
+                self.problem(&at, format!("unknown variant `{name}`"));
+                continue;
+            };
+            for (n, k) in keys.iter().enumerate() {
+                let at = at.push(n);
+                if k.is_empty() {
+                    self.problem(&at, "targeting key must not be empty");
+                } else if let Some(other) = target_owner.insert(k, name) {
+                    self.problem(
+                        &at,
+                        format!("targeting key `{k}` is already targeted by variant `{other}`"),
+                    );
+                }
+                targets.insert(k.as_str().into(), v);
+            }
+        }
+
+        let mut rules = Vec::with_capacity(def.rules.len());
+        for (n, rule) in def.rules.iter().enumerate() {
+            let at = at.at(["rules".to_string(), n.to_string()]);
+            let clauses = self.clauses(&at, &rule.clauses, segment_index, &mut Vec::new());
+            let serve = self.serve(&at.push("serve"), &rule.serve, &variant);
+            rules.push(CompiledRule {
+                name: rule.name.as_deref().map(Into::into),
+                clauses,
+                serve,
+            });
+        }
+        let default = self.serve(&at.push("defaultServe"), &def.default_serve, &variant);
+
+        let mut prerequisites = Vec::with_capacity(def.prerequisites.len());
+        let mut edges = Vec::new();
+        for (n, pre) in def.prerequisites.iter().enumerate() {
+            let at = at.at(["prerequisites".to_string(), n.to_string()]);
+            if pre.flag == key {
+                self.problem(&at.push("flag"), "a flag cannot be its own prerequisite");
+                continue;
+            }
+            let (Some(&fi), Some(other)) =
+                (flag_index.get(pre.flag.as_str()), doc.flags.get(&pre.flag))
+            else {
+                self.problem(&at.push("flag"), format!("unknown flag `{}`", pre.flag));
+                continue;
+            };
+            let Some(vi) = other.variants.position(&pre.variant) else {
+                self.problem(
+                    &at.push("variant"),
+                    format!("flag `{}` has no variant `{}`", pre.flag, pre.variant),
+                );
+                continue;
+            };
+            edges.push(fi);
+            prerequisites.push((fi, vi as u32));
+        }
+
+        let metadata = self.metadata(&at.push("metadata"), &doc.metadata, &def.metadata);
+        let is_static = targets.is_empty() && rules.is_empty() && prerequisites.is_empty();
+        let flag = CompiledFlag {
+            key: key.into(),
+            value_type,
+            kind: def.kind,
+            variants: variants.into_boxed_slice(),
+            enabled: def.enabled,
+            off_variant,
+            prerequisites: prerequisites.into_boxed_slice(),
+            logic: Logic::Native(NativeLogic {
+                targets,
+                rules: rules.into_boxed_slice(),
+                default,
+                is_static,
+            }),
+            metadata,
+        };
+        (flag, edges)
+    }
+
+    fn serve(
+        &mut self,
+        at: &Pointer,
+        serve: &Serve,
+        variant: &dyn Fn(&str) -> Option<u32>,
+    ) -> CompiledServe {
+        match serve {
+            Serve::Variant(name) => match variant(name) {
+                Some(v) => CompiledServe::Variant(v),
+                None => {
+                    self.problem(&at.push("variant"), format!("unknown variant `{name}`"));
+                    CompiledServe::Variant(0)
+                }
+            },
+            Serve::Rollout(r) => {
+                CompiledServe::Rollout(self.rollout(&at.push("rollout"), r, variant))
+            }
+        }
+    }
+
+    fn rollout(
+        &mut self,
+        at: &Pointer,
+        r: &Rollout,
+        variant: &dyn Fn(&str) -> Option<u32>,
+    ) -> CompiledRollout {
+        let mut variants = Vec::with_capacity(r.weights.len());
+        let mut weights = Vec::with_capacity(r.weights.len());
+        let wat = at.push("weights");
+        if r.weights.is_empty() {
+            self.problem(&wat, "a rollout needs at least one weighted variant");
+        }
+        let mut total: u64 = 0;
+        for (name, &w) in r.weights.iter() {
+            let at = wat.push(name);
+            let v = variant(name);
+            if v.is_none() {
+                self.problem(&at, format!("unknown variant `{name}`"));
+            }
+            let scaled = w * WEIGHT_SCALE;
+            if !w.is_finite() || !(0.0..=100.0).contains(&w) {
+                self.problem(
+                    &at,
+                    format!("weight must be a percentage between 0 and 100, found {w}"),
+                );
+                continue;
+            }
+            if (scaled - scaled.round()).abs() > 1e-6 {
+                self.problem(&at, format!("weight {w} has more than three decimals"));
+                continue;
+            }
+            let units = scaled.round() as u64;
+            total += units;
+            variants.push(v.unwrap_or(0));
+            weights.push(units);
+        }
+        if !r.weights.is_empty() && total != WEIGHT_TOTAL && weights.len() == r.weights.len() {
+            self.problem(
+                &wat,
+                format!(
+                    "weights add up to {}%, not 100%",
+                    total as f64 / WEIGHT_SCALE
+                ),
+            );
+        }
+        let bucket_by = r.bucket_by.as_deref().map(|p| {
+            self.check_path(&at.push("bucketBy"), p);
+            Path::parse(p)
+        });
+        CompiledRollout {
+            variants: variants.into_boxed_slice(),
+            weights: weights.into_boxed_slice(),
+            total: WEIGHT_TOTAL,
+            bucket_by,
+            salt: r.salt.as_deref().map(Into::into),
+        }
+    }
+
+    fn check_path(&mut self, at: &Pointer, path: &str) {
+        if path.is_empty() {
+            self.problem(at, "attribute must not be empty");
+        } else if path.split('.').any(str::is_empty) {
+            self.problem(at, format!("attribute `{path}` has an empty path segment"));
+        }
+    }
+
+    /// Compiles a list of clauses; segment references go into `refs`.
+    fn clauses(
+        &mut self,
+        at: &Pointer,
+        clauses: &[Clause],
+        segment_index: &FxHashMap<&str, u32>,
+        refs: &mut Vec<u32>,
+    ) -> Box<[CompiledClause]> {
+        clauses
+            .iter()
+            .enumerate()
+            .filter_map(|(n, clause)| {
+                let at = at.at(["clauses".to_string(), n.to_string()]);
+                self.clause(&at, clause, segment_index, refs)
+            })
+            .collect()
+    }
+
+    fn clause(
+        &mut self,
+        at: &Pointer,
+        clause: &Clause,
+        segment_index: &FxHashMap<&str, u32>,
+        refs: &mut Vec<u32>,
+    ) -> Option<CompiledClause> {
+        let vat = at.push("values");
+        let values = &clause.values;
+        let before = self.problems.len();
+        if clause.op == Operator::InSegment {
+            if !clause.attribute.is_empty() {
+                self.problem(&at.push("attribute"), "`inSegment` takes no attribute");
+            }
+        } else {
+            self.check_path(&at.push("attribute"), &clause.attribute);
+        }
+        match clause.op {
+            Operator::Exists if !values.is_empty() => {
+                self.problem(&vat, "`exists` takes no values");
+            }
+            Operator::Exists => {}
+            _ if values.is_empty() => self.problem(&vat, "at least one value is needed"),
+            _ => {}
+        }
+        let mut negate = clause.negate;
+        let matcher = match clause.op {
+            Operator::In => Matcher::In(ValueSet::new(values)),
+            Operator::NotIn => {
+                negate = !negate;
+                Matcher::In(ValueSet::new(values))
+            }
+            Operator::StartsWith => Matcher::StartsWith(self.strings(&vat, values)),
+            Operator::EndsWith => Matcher::EndsWith(self.strings(&vat, values)),
+            Operator::Contains => Matcher::Contains(self.strings(&vat, values)),
+            Operator::Matches => {
+                let mut regexes = Vec::with_capacity(values.len());
+                for (n, pattern) in self.strings(&vat, values).iter().enumerate() {
+                    match RegexBuilder::new(pattern)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                    {
+                        Ok(re) => regexes.push(re),
+                        Err(e) => self.problem(
+                            &vat.push(n),
+                            format!("invalid regular expression: {}", one_line(&e.to_string())),
+                        ),
+                    }
+                }
+                Matcher::Matches(regexes.into_boxed_slice())
+            }
+            Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
+                let mut nums = Vec::with_capacity(values.len());
+                for (n, v) in values.iter().enumerate() {
+                    match v.as_f64() {
+                        Some(f) => nums.push(f),
+                        None => self.problem(
+                            &vat.push(n),
+                            format!("expected a number, found {}", json_type(v)),
+                        ),
+                    }
+                }
+                Matcher::Number(cmp_of(clause.op), nums.into_boxed_slice())
+            }
+            Operator::SemverEq
+            | Operator::SemverLt
+            | Operator::SemverLte
+            | Operator::SemverGt
+            | Operator::SemverGte => {
+                let mut versions = Vec::with_capacity(values.len());
+                for (n, v) in values.iter().enumerate() {
+                    match v.as_str().map(|s| (s, parse_semver(s))) {
+                        Some((_, Some(ver))) => versions.push(ver),
+                        Some((s, None)) => {
+                            self.problem(&vat.push(n), format!("invalid semantic version `{s}`"))
+                        }
+                        None => self.problem(
+                            &vat.push(n),
+                            format!("expected a version string, found {}", json_type(v)),
+                        ),
+                    }
+                }
+                Matcher::Semver(cmp_of(clause.op), versions.into_boxed_slice())
+            }
+            Operator::Before | Operator::After => {
+                let mut dates = Vec::with_capacity(values.len());
+                for (n, v) in values.iter().enumerate() {
+                    match parse_date(v) {
+                        Some(d) => dates.push(d),
+                        None => self.problem(
+                            &vat.push(n),
+                            format!("invalid date {v}: use an RFC 3339 string or Unix seconds"),
+                        ),
+                    }
+                }
+                if clause.op == Operator::Before {
+                    Matcher::Before(dates.into_boxed_slice())
+                } else {
+                    Matcher::After(dates.into_boxed_slice())
+                }
+            }
+            Operator::Exists => Matcher::Exists,
+            Operator::InSegment => {
+                let mut segs = Vec::with_capacity(values.len());
+                for (n, v) in values.iter().enumerate() {
+                    match v.as_str() {
+                        Some(s) => match segment_index.get(s) {
+                            Some(&i) => {
+                                segs.push(i);
+                                refs.push(i);
+                            }
+                            None => self.problem(&vat.push(n), format!("unknown segment `{s}`")),
+                        },
+                        None => self.problem(
+                            &vat.push(n),
+                            format!("expected a segment key, found {}", json_type(v)),
+                        ),
+                    }
+                }
+                Matcher::InSegment(segs.into_boxed_slice())
+            }
+        };
+        (self.problems.len() == before).then(|| CompiledClause {
+            path: Path::parse(&clause.attribute),
+            matcher,
+            negate,
+        })
+    }
+
+    fn strings(&mut self, at: &Pointer, values: &[Value]) -> Box<[Box<str>]> {
+        let mut out = Vec::with_capacity(values.len());
+        for (n, v) in values.iter().enumerate() {
+            match v.as_str() {
+                Some(s) => out.push(s.into()),
+                None => self.problem(
+                    &at.push(n),
+                    format!("expected a string, found {}", json_type(v)),
+                ),
+            }
+        }
+        out.into_boxed_slice()
+    }
+}
+
+fn cmp_of(op: Operator) -> Cmp {
+    match op {
+        Operator::Lt | Operator::SemverLt => Cmp::Lt,
+        Operator::Lte | Operator::SemverLte => Cmp::Lte,
+        Operator::Gt | Operator::SemverGt => Cmp::Gt,
+        Operator::Gte | Operator::SemverGte => Cmp::Gte,
+        _ => Cmp::Eq,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Finds cycles in a directed graph given as adjacency lists; returns one
+/// path per cycle found, starting and ending at the same node.
+pub(crate) fn find_cycles(edges: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Open,
+        Done,
+    }
+    let mut state = vec![State::New; edges.len()];
+    let mut cycles = Vec::new();
+    let mut reported: FxHashSet<u32> = FxHashSet::default();
+    for start in 0..edges.len() {
+        if state[start] != State::New {
+            continue;
+        }
+        // Iterative depth-first search: (node, next edge to follow).
+        let mut stack: Vec<(u32, usize)> = vec![(start as u32, 0)];
+        state[start] = State::Open;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let out = &edges[node as usize];
+            if *next < out.len() {
+                let to = out[*next];
+                *next += 1;
+                match state[to as usize] {
+                    State::New => {
+                        state[to as usize] = State::Open;
+                        stack.push((to, 0));
+                    }
+                    State::Open => {
+                        let from = stack.iter().position(|&(n, _)| n == to).unwrap_or(0);
+                        let mut cycle: Vec<u32> = stack[from..].iter().map(|&(n, _)| n).collect();
+                        if cycle.iter().all(|n| !reported.contains(n)) {
+                            reported.extend(cycle.iter().copied());
+                            cycle.push(to);
+                            cycles.push(cycle);
+                        }
+                    }
+                    State::Done => {}
+                }
+            } else {
+                state[node as usize] = State::Done;
+                stack.pop();
+            }
+        }
+    }
+    cycles
+}

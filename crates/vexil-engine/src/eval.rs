@@ -1,0 +1,492 @@
+//! Evaluation: a pure function of (snapshot, flag key, context).
+//!
+//! Evaluation cannot fail: problems are reported in the result, with an
+//! OpenFeature reason and error code, and the caller falls back to its code
+//! default. The common path neither allocates nor locks; results borrow
+//! their value and variant from the snapshot.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::bucket::{bucket, hash_cbor, hash_cbor_pair, hash_concat, pick};
+use crate::context::Context;
+use crate::flagd::logic::Scope;
+use crate::model::Bucketing;
+use crate::snapshot::{CompiledFlag, CompiledRollout, CompiledServe, Logic, Snapshot, Targeting};
+
+/// The OpenFeature resolution reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No targeting: everyone gets the default.
+    Static,
+    /// An individual target or a rule picked the variant.
+    TargetingMatch,
+    /// A percentage rollout picked the variant.
+    Split,
+    /// Targeting ran and nothing matched: the default was served.
+    Default,
+    /// The flag is off.
+    Disabled,
+    /// Evaluation failed; see the error code.
+    Error,
+}
+
+impl Reason {
+    /// The OpenFeature spelling, e.g. `TARGETING_MATCH`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Static => "STATIC",
+            Reason::TargetingMatch => "TARGETING_MATCH",
+            Reason::Split => "SPLIT",
+            Reason::Default => "DEFAULT",
+            Reason::Disabled => "DISABLED",
+            Reason::Error => "ERROR",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The OpenFeature error code of a failed evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No flag with that key.
+    FlagNotFound,
+    /// The flag's type is not the one asked for.
+    TypeMismatch,
+    /// The flag's targeting could not be parsed.
+    ParseError,
+    /// A rollout needed a targeting key and the context had none.
+    TargetingKeyMissing,
+    /// The context cannot be used (e.g. the bucket-by attribute has an
+    /// unusable type).
+    InvalidContext,
+    /// Anything else, e.g. targeting named a variant that does not exist.
+    General,
+}
+
+impl ErrorCode {
+    /// The OpenFeature spelling, e.g. `FLAG_NOT_FOUND`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
+            ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+            ErrorCode::InvalidContext => "INVALID_CONTEXT",
+            ErrorCode::General => "GENERAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An evaluation error: a code and a human explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// What went wrong, naming the flag, attribute or variant involved.
+    pub details: Cow<'static, str>,
+}
+
+impl EvalError {
+    fn new(code: ErrorCode, details: impl Into<Cow<'static, str>>) -> Self {
+        EvalError {
+            code,
+            details: details.into(),
+        }
+    }
+}
+
+/// What decided the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// Nothing (errors, disabled flags, static flags, flagd targeting).
+    Nothing,
+    /// The targeting key is listed in the flag's individual targets.
+    Target,
+    /// Rule number `n` (0-based) matched.
+    Rule(usize),
+    /// No rule matched; the default serve applied.
+    Default,
+    /// Prerequisite number `n` (0-based) did not hold.
+    PrerequisiteFailed(usize),
+}
+
+/// The type the caller expects, as OpenFeature's typed evaluation methods
+/// ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// Any type is accepted.
+    Any,
+    /// A boolean.
+    Bool,
+    /// A string.
+    String,
+    /// An integer (a number without fractional part that fits in i64).
+    Int,
+    /// Any number.
+    Float,
+    /// A JSON object.
+    Object,
+}
+
+impl ValueType {
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            ValueType::Any => true,
+            ValueType::Bool => v.is_boolean(),
+            ValueType::String => v.is_string(),
+            ValueType::Int => v.is_i64() || v.is_u64(),
+            ValueType::Float => v.is_number(),
+            ValueType::Object => v.is_object(),
+        }
+    }
+
+    /// The name used in messages and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Any => "any",
+            ValueType::Bool => "boolean",
+            ValueType::String => "string",
+            ValueType::Int => "integer",
+            ValueType::Float => "float",
+            ValueType::Object => "object",
+        }
+    }
+}
+
+/// The result of evaluating one flag for one context.
+#[derive(Debug, Clone)]
+pub struct Evaluation<'s> {
+    /// The flag key, as asked for.
+    pub key: Cow<'s, str>,
+    /// The flag, when it exists (for metadata).
+    pub flag: Option<&'s CompiledFlag>,
+    /// The value. `None` means "use your code default" (errors, disabled
+    /// flags without an off variant, flagd flags without a default).
+    pub value: Option<&'s Value>,
+    /// The variant key of the value.
+    pub variant: Option<&'s str>,
+    /// Why this value.
+    pub reason: Reason,
+    /// Set when `reason` is [`Reason::Error`].
+    pub error: Option<EvalError>,
+    /// Which rule, target or prerequisite decided.
+    pub matched: Matched,
+}
+
+impl Evaluation<'_> {
+    /// The flag's metadata, empty for unknown flags.
+    pub fn metadata(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.flag.map(|f| f.metadata())
+    }
+}
+
+/// What resolution decided before values are looked up and typed.
+struct Resolved {
+    variant: Option<u32>,
+    reason: Reason,
+    matched: Matched,
+    error: Option<EvalError>,
+}
+
+impl Resolved {
+    fn ok(variant: Option<u32>, reason: Reason, matched: Matched) -> Self {
+        Resolved {
+            variant,
+            reason,
+            matched,
+            error: None,
+        }
+    }
+
+    fn err(error: EvalError) -> Self {
+        Resolved {
+            variant: None,
+            reason: Reason::Error,
+            matched: Matched::Nothing,
+            error: Some(error),
+        }
+    }
+}
+
+/// Evaluates flag `key` for `ctx`, checking the value against `expected`.
+pub fn evaluate<'s>(
+    snapshot: &'s Snapshot,
+    key: &str,
+    ctx: &Context,
+    expected: ValueType,
+) -> Evaluation<'s> {
+    let Some(at) = snapshot.index.get(key) else {
+        return Evaluation {
+            key: Cow::Owned(key.to_owned()),
+            flag: None,
+            value: None,
+            variant: None,
+            reason: Reason::Error,
+            error: Some(EvalError::new(
+                ErrorCode::FlagNotFound,
+                format!("flag `{key}` not found"),
+            )),
+            matched: Matched::Nothing,
+        };
+    };
+    evaluate_index(snapshot, *at as usize, ctx, expected)
+}
+
+/// Evaluates every flag for `ctx`, in document order.
+pub fn evaluate_all<'s>(snapshot: &'s Snapshot, ctx: &Context) -> Vec<Evaluation<'s>> {
+    let mut out = Vec::with_capacity(snapshot.flags.len());
+    evaluate_all_into(snapshot, ctx, &mut out);
+    out
+}
+
+/// Like [`evaluate_all`], appending to a caller-owned buffer so it can be
+/// reused across requests.
+pub fn evaluate_all_into<'s>(snapshot: &'s Snapshot, ctx: &Context, out: &mut Vec<Evaluation<'s>>) {
+    out.reserve(snapshot.flags.len());
+    for at in 0..snapshot.flags.len() {
+        out.push(evaluate_index(snapshot, at, ctx, ValueType::Any));
+    }
+}
+
+fn evaluate_index<'s>(
+    snapshot: &'s Snapshot,
+    at: usize,
+    ctx: &Context,
+    expected: ValueType,
+) -> Evaluation<'s> {
+    let flag = &snapshot.flags[at];
+    let resolved = resolve(snapshot, flag, ctx);
+    let mut eval = Evaluation {
+        key: Cow::Borrowed(&flag.key),
+        flag: Some(flag),
+        value: None,
+        variant: None,
+        reason: resolved.reason,
+        error: resolved.error,
+        matched: resolved.matched,
+    };
+    if let Some(v) = resolved.variant.and_then(|i| flag.variants.get(i as usize)) {
+        if !expected.accepts(&v.value) {
+            eval.reason = Reason::Error;
+            eval.matched = Matched::Nothing;
+            eval.error = Some(EvalError::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "flag `{}` is of type {}, not {}",
+                    flag.key,
+                    flag.value_type.name(),
+                    expected.name()
+                ),
+            ));
+            return eval;
+        }
+        eval.value = Some(&v.value);
+        eval.variant = Some(&v.key);
+    }
+    eval
+}
+
+fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved {
+    if !flag.enabled {
+        return Resolved::ok(flag.off_variant, Reason::Disabled, Matched::Nothing);
+    }
+    for (n, &(pre, want)) in flag.prerequisites.iter().enumerate() {
+        let holds = snapshot.flags.get(pre as usize).is_some_and(|p| {
+            // Prerequisite graphs are acyclic (checked at compile time).
+            let r = resolve(snapshot, p, ctx);
+            p.enabled && r.error.is_none() && r.variant == Some(want)
+        });
+        if !holds {
+            return Resolved::ok(
+                flag.off_variant,
+                Reason::Default,
+                Matched::PrerequisiteFailed(n),
+            );
+        }
+    }
+    match &flag.logic {
+        Logic::Native(logic) => {
+            if let Some(key) = ctx.targeting_key()
+                && let Some(&v) = logic.targets.get(key)
+            {
+                return Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Target);
+            }
+            for (n, rule) in logic.rules.iter().enumerate() {
+                if rule
+                    .clauses
+                    .iter()
+                    .all(|c| c.matches(ctx, &snapshot.segments))
+                {
+                    return serve(
+                        snapshot,
+                        flag,
+                        &rule.serve,
+                        ctx,
+                        Reason::TargetingMatch,
+                        Matched::Rule(n),
+                    );
+                }
+            }
+            let reason = if logic.is_static {
+                Reason::Static
+            } else {
+                Reason::Default
+            };
+            serve(
+                snapshot,
+                flag,
+                &logic.default,
+                ctx,
+                reason,
+                Matched::Default,
+            )
+        }
+        Logic::Flagd(logic) => match &logic.targeting {
+            Targeting::None => Resolved::ok(logic.default, Reason::Static, Matched::Nothing),
+            Targeting::Broken(why) => Resolved::err(EvalError::new(
+                ErrorCode::ParseError,
+                format!("targeting of flag `{}` is invalid: {why}", flag.key),
+            )),
+            Targeting::Expr(expr) => {
+                let failed = Cell::new(false);
+                let scope = Scope::root(ctx, snapshot.bucketing, &flag.key, &failed);
+                let out = expr.eval(&scope);
+                if failed.get() {
+                    return Resolved::ok(logic.default, Reason::Default, Matched::Nothing);
+                }
+                flagd_variant(flag, logic.default, &out)
+            }
+        },
+    }
+}
+
+/// Maps the result of flagd targeting to a variant, as flagd does: null
+/// means the default; a string, boolean or number names a variant.
+fn flagd_variant(flag: &CompiledFlag, default: Option<u32>, out: &Value) -> Resolved {
+    let name: Cow<'_, str> = match out {
+        Value::Null => return Resolved::ok(default, Reason::Default, Matched::Nothing),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Bool(true) => Cow::Borrowed("true"),
+        Value::Bool(false) => Cow::Borrowed("false"),
+        Value::Number(n) => Cow::Owned(n.to_string()),
+        other => {
+            return Resolved::err(EvalError::new(
+                ErrorCode::General,
+                format!(
+                    "targeting of flag `{}` returned {}, not a variant name",
+                    flag.key,
+                    crate::context::json_type(other)
+                ),
+            ));
+        }
+    };
+    match flag.variant_index(&name) {
+        Some(v) => Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Nothing),
+        None => Resolved::err(EvalError::new(
+            ErrorCode::General,
+            format!(
+                "targeting of flag `{}` returned unknown variant `{name}`",
+                flag.key
+            ),
+        )),
+    }
+}
+
+fn serve(
+    snapshot: &Snapshot,
+    flag: &CompiledFlag,
+    serve: &CompiledServe,
+    ctx: &Context,
+    fixed_reason: Reason,
+    matched: Matched,
+) -> Resolved {
+    match serve {
+        CompiledServe::Variant(v) => Resolved::ok(Some(*v), fixed_reason, matched),
+        CompiledServe::Rollout(r) => match rollout(snapshot.bucketing, &flag.key, r, ctx) {
+            Ok(v) => Resolved::ok(Some(v), Reason::Split, matched),
+            Err(e) => Resolved::err(e),
+        },
+    }
+}
+
+/// Picks a rollout variant: hash (salt or flag key, bucket value), then walk
+/// the cumulative weights.
+fn rollout(
+    bucketing: Bucketing,
+    flag_key: &str,
+    r: &CompiledRollout,
+    ctx: &Context,
+) -> Result<u32, EvalError> {
+    let prefix = r.salt.as_deref().unwrap_or(flag_key);
+    let hash = match &r.bucket_by {
+        None => {
+            let key = ctx.targeting_key().ok_or_else(|| {
+                EvalError::new(
+                    ErrorCode::TargetingKeyMissing,
+                    format!("flag `{flag_key}` has a percentage rollout and the context has no targeting key"),
+                )
+            })?;
+            hash_str(bucketing, prefix, key)
+        }
+        Some(path) => match ctx.lookup(path) {
+            Some(Value::String(s)) => hash_str(bucketing, prefix, s),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => match bucketing {
+                Bucketing::Concat => hash_concat(prefix, &n.to_string()),
+                Bucketing::Cbor => hash_cbor(&Value::Array(vec![
+                    Value::String(prefix.to_owned()),
+                    Value::Number(n.clone()),
+                ])),
+            },
+            other => {
+                let found = other.map_or("nothing", crate::context::json_type);
+                return Err(EvalError::new(
+                    ErrorCode::InvalidContext,
+                    format!(
+                        "flag `{flag_key}` buckets by an attribute that must be a string or an integer, found {found}"
+                    ),
+                ));
+            }
+        },
+    };
+    let b = bucket(hash, r.total);
+    let i = pick(&r.weights, b).unwrap_or(r.weights.len().saturating_sub(1));
+    r.variants
+        .get(i)
+        .copied()
+        .ok_or_else(|| EvalError::new(ErrorCode::General, "rollout has no variants"))
+}
+
+#[inline]
+fn hash_str(bucketing: Bucketing, prefix: &str, value: &str) -> u32 {
+    match bucketing {
+        Bucketing::Concat => hash_concat(prefix, value),
+        Bucketing::Cbor => hash_cbor_pair(prefix, value),
+    }
+}
+
+impl Snapshot {
+    /// Shorthand for [`evaluate`].
+    pub fn evaluate(&self, key: &str, ctx: &Context, expected: ValueType) -> Evaluation<'_> {
+        evaluate(self, key, ctx, expected)
+    }
+
+    /// Shorthand for [`evaluate_all`].
+    pub fn evaluate_all(&self, ctx: &Context) -> Vec<Evaluation<'_>> {
+        evaluate_all(self, ctx)
+    }
+}
