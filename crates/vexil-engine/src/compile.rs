@@ -371,16 +371,20 @@ impl Compiler {
         serve: &Serve,
         variant: &dyn Fn(&str) -> Option<u32>,
     ) -> CompiledServe {
-        match serve {
-            Serve::Variant(name) => match variant(name) {
+        match (&serve.variant, &serve.rollout) {
+            (Some(name), None) => match variant(name) {
                 Some(v) => CompiledServe::Variant(v),
                 None => {
                     self.problem(&at.push("variant"), format!("unknown variant `{name}`"));
                     CompiledServe::Variant(0)
                 }
             },
-            Serve::Rollout(r) => {
+            (None, Some(r)) => {
                 CompiledServe::Rollout(self.rollout(&at.push("rollout"), r, variant))
+            }
+            _ => {
+                self.problem(at, "serve exactly one of `variant` or `rollout`");
+                CompiledServe::Variant(0)
             }
         }
     }

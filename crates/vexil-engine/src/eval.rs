@@ -435,7 +435,11 @@ fn rollout(
     let prefix = r.salt.as_deref().unwrap_or(flag_key);
     let hash = match &r.bucket_by {
         None => {
-            let key = ctx.targeting_key().ok_or_else(|| {
+            // flagd's CBOR bucketing treats an empty key as missing; so do we.
+            let key = ctx
+                .targeting_key()
+                .filter(|k| !k.is_empty() || bucketing == Bucketing::Concat)
+                .ok_or_else(|| {
                 EvalError::new(
                     ErrorCode::TargetingKeyMissing,
                     format!("flag `{flag_key}` has a percentage rollout and the context has no targeting key"),

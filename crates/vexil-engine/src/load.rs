@@ -82,12 +82,78 @@ fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
         })?;
         Ok(value)
     } else {
+        check_yaml_nesting(text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| LoadError::Syntax {
             pointer: from_serde_path(e.path()),
             message: format!("invalid YAML document: {}", e.inner()),
         })
     }
+}
+
+/// Deepest flow nesting (`[` / `{`) accepted in YAML. The YAML parser
+/// takes time quadratic in this depth, so a small hostile file could stall
+/// a loader for minutes; documents never need more than a few levels.
+const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// Refuses YAML whose flow collections nest deeper than
+/// [`MAX_YAML_FLOW_DEPTH`], skipping quoted scalars and comments.
+fn check_yaml_nesting(text: &str) -> Result<(), LoadError> {
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    let mut chars = text.chars().peekable();
+    let mut prev = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' if prev.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' if !prev.is_alphanumeric() => {
+                for c in chars.by_ref() {
+                    match c {
+                        // A doubled quote is an escaped quote: the next
+                        // iteration reopens the scalar.
+                        '\'' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_YAML_FLOW_DEPTH {
+                    return Err(LoadError::Syntax {
+                        pointer: Pointer::root(),
+                        message: format!(
+                            "invalid YAML document: collections nest deeper than {MAX_YAML_FLOW_DEPTH} levels at line {line}"
+                        ),
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -108,8 +174,10 @@ fn detect(text: &str) -> Format {
     let text = text.trim_start_matches('\u{feff}');
     let probe: Option<Probe> = if is_json(text) {
         serde_json::from_str(text).ok()
-    } else {
+    } else if check_yaml_nesting(text).is_ok() {
         serde_yaml_ng::from_str(text).ok()
+    } else {
+        None
     };
     match probe {
         Some(p) if p.evaluators.is_some() || p.flags.values().any(|f| f.state.is_some()) => {

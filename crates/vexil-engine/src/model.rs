@@ -149,13 +149,27 @@ pub enum FlagKind {
 }
 
 /// What a rule or the default serves: one variant, or a percentage rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Exactly one of the two is set (validation checks). A struct rather than
+/// an enum so that JSON and YAML spell it the same way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Serve {
+pub struct Serve {
     /// Always this variant.
-    Variant(String),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// A percentage split over variants.
-    Rollout(Rollout),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+impl Serve {
+    /// Serves one variant.
+    pub fn variant(key: impl Into<String>) -> Self {
+        Serve {
+            variant: Some(key.into()),
+            rollout: None,
+        }
+    }
 }
 
 /// A percentage rollout.

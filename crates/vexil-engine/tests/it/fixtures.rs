@@ -80,10 +80,10 @@ fn run(path: &PathBuf) -> (usize, Vec<String>) {
                 problems.push(format!("matched {:?}, want rule {rule}", eval.matched));
             }
         }
-        if let Some(m) = expect.get("matched").and_then(Value::as_str) {
-            if matched_name(eval.matched) != m {
-                problems.push(format!("matched {:?}, want {m}", eval.matched));
-            }
+        if let Some(m) = expect.get("matched").and_then(Value::as_str)
+            && matched_name(eval.matched) != m
+        {
+            problems.push(format!("matched {:?}, want {m}", eval.matched));
         }
         if let Some(meta) = expect.get("metadata") {
             let got = eval.metadata().cloned().map(Value::Object);

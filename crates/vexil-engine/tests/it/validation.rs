@@ -1,1 +1,153 @@
+//! Validation: every problem reported at once, each at its exact place.
 
+use vexil_engine::{Format, LoadError, load};
+
+/// Loads `doc` and compares the reported problems, one per line.
+fn check(doc: &str, expect: &[&str]) {
+    let got = match load(doc, Format::Auto) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    };
+    assert_eq!(got, expect, "document:\n{doc}");
+}
+
+#[test]
+fn a_valid_document_has_no_problems() {
+    check(
+        r#"{"flags": {"checkout": {"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"}}}}"#,
+        &[],
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_with_its_place() {
+    let doc = r#"{
+      "segments": {"beta": {"rules": [{"clauses": [{"op": "inSegment", "values": ["nope"]}]}]}},
+      "flags": {
+        "checkout": {
+          "variants": {"on": true, "off": "no"},
+          "offVariant": "gone",
+          "defaultServe": {"rollout": {"weights": {"on": 60, "off": 50}}},
+          "targets": {"missing": ["u1"], "on": ["u2", "u2"]},
+          "rules": [
+            {"clauses": [{"attribute": "email", "op": "matches", "values": ["("]}], "serve": {"variant": "on"}},
+            {"clauses": [
+              {"attribute": "v", "op": "semverGt", "values": ["one.two"]},
+              {"attribute": "d", "op": "before", "values": ["someday"]},
+              {"attribute": "n", "op": "lt", "values": ["ten"]},
+              {"attribute": "", "op": "in", "values": ["x"]},
+              {"attribute": "a..b", "op": "exists", "values": [1]},
+              {"op": "inSegment", "values": ["unknown"]}
+            ], "serve": {"variant": "maybe"}}
+          ],
+          "prerequisites": [{"flag": "checkout", "variant": "on"}, {"flag": "ghost", "variant": "on"}],
+          "metadata": {"nested": {"no": 1}}
+        },
+        "bad key!": {"variants": {"a": 1}, "defaultServe": {"variant": "a"}},
+        "weights": {"variants": {"a": 1, "b": 2}, "defaultServe": {"rollout": {"weights": {"a": 33.3333, "b": -1}, "bucketBy": ""}}}
+      }
+    }"#;
+    check(
+        doc,
+        &[
+            "/flags/bad key!: invalid flag key `bad key!`: use letters, digits, `_`, `-`, `.` and `:`, starting with a letter or digit",
+            "/segments/beta/rules/0/clauses/0/values/0: unknown segment `nope`",
+            "/flags/checkout/variants/off: variant value must be of the flag's type boolean, found string",
+            "/flags/checkout/offVariant: unknown variant `gone`",
+            "/flags/checkout/targets/missing: unknown variant `missing`",
+            "/flags/checkout/targets/on/1: targeting key `u2` is already targeted by variant `on`",
+            "/flags/checkout/rules/0/clauses/0/values/0: invalid regular expression: regex parse error: ( ^ error: unclosed group",
+            "/flags/checkout/rules/1/clauses/0/values/0: invalid semantic version `one.two`",
+            "/flags/checkout/rules/1/clauses/1/values/0: invalid date \"someday\": use an RFC 3339 string or Unix seconds",
+            "/flags/checkout/rules/1/clauses/2/values/0: expected a number, found string",
+            "/flags/checkout/rules/1/clauses/3/attribute: attribute must not be empty",
+            "/flags/checkout/rules/1/clauses/4/attribute: attribute `a..b` has an empty path segment",
+            "/flags/checkout/rules/1/clauses/4/values: `exists` takes no values",
+            "/flags/checkout/rules/1/clauses/5/values/0: unknown segment `unknown`",
+            "/flags/checkout/rules/1/serve/variant: unknown variant `maybe`",
+            "/flags/checkout/defaultServe/rollout/weights: weights add up to 110%, not 100%",
+            "/flags/checkout/prerequisites/0/flag: a flag cannot be its own prerequisite",
+            "/flags/checkout/prerequisites/1/flag: unknown flag `ghost`",
+            "/flags/checkout/metadata/nested: metadata values must be strings, numbers or booleans, found object",
+            "/flags/weights/defaultServe/rollout/weights/a: weight 33.3333 has more than three decimals",
+            "/flags/weights/defaultServe/rollout/weights/b: weight must be a percentage between 0 and 100, found -1",
+            "/flags/weights/defaultServe/rollout/bucketBy: attribute must not be empty",
+        ],
+    );
+}
+
+#[test]
+fn prerequisite_and_segment_cycles_are_refused() {
+    check(
+        r#"{
+          "segments": {
+            "a": {"rules": [{"clauses": [{"op": "inSegment", "values": ["b"]}]}]},
+            "b": {"rules": [{"clauses": [{"op": "inSegment", "values": ["a"]}]}]}
+          },
+          "flags": {
+            "x": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "prerequisites": [{"flag": "y", "variant": "on"}]},
+            "y": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "prerequisites": [{"flag": "z", "variant": "on"}]},
+            "z": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "prerequisites": [{"flag": "x", "variant": "on"}]}
+          }
+        }"#,
+        &[
+            "/segments/a: segments reference each other in a cycle: a -> b -> a",
+            "/flags/x/prerequisites: prerequisites form a cycle: x -> y -> z -> x",
+        ],
+    );
+}
+
+#[test]
+fn structural_errors_name_their_place() {
+    check(
+        r#"{"flags": {"f": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "rules": [{"clauses": [{"attribute": "a", "op": "like", "values": []}], "serve": {"variant": "on"}}]}}}"#,
+        &[
+            "/flags/f/rules/0/clauses/0/op: invalid JSON document: unknown variant `like`, expected one of `in`, `notIn`, `startsWith`, `endsWith`, `contains`, `matches`, `lt`, `lte`, `gt`, `gte`, `semverEq`, `semverLt`, `semverLte`, `semverGt`, `semverGte`, `before`, `after`, `exists`, `inSegment` at line 1 column 132",
+        ],
+    );
+    check(
+        r#"{"flags": {"f": {"variants": {}, "defaultServe": {"variant": "on"}, "colour": "red"}}}"#,
+        &[
+            "/flags/f/colour: invalid JSON document: unknown field `colour`, expected one of `description`, `tags`, `type`, `kind`, `variants`, `enabled`, `offVariant`, `defaultServe`, `targets`, `rules`, `prerequisites`, `metadata` at line 1 column 76",
+        ],
+    );
+    check(
+        r#"{"flags": {"f": {"variants": {"a": 1}, "defaultServe": {"variant": "a"}}, "f": {"variants": {"a": 1}, "defaultServe": {"variant": "a"}}}}"#,
+        &["/flags: invalid JSON document: duplicate key `f` at line 1 column 77"],
+    );
+    check(
+        "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: a}\n    enabled: maybe\n",
+        &[
+            "/flags/f/enabled: invalid YAML document: flags.f.enabled: invalid type: string \"maybe\", expected a boolean at line 5 column 14",
+        ],
+    );
+}
+
+#[test]
+fn flagd_default_variant_must_be_a_variant() {
+    check(
+        r#"{"flags": {"f": {"state": "ENABLED", "variants": {"on": true, "off": 1}, "defaultVariant": "maybe"}}}"#,
+        &[
+            "/flags/f/variants/off: variant value must be of the flag's type boolean, found number",
+            "/flags/f/defaultVariant: default variant `maybe` is not a variant of flag `f`",
+        ],
+    );
+}
+
+#[test]
+fn broken_flagd_targeting_is_a_warning_not_a_rejection() {
+    let doc = r#"{"flags": {"f": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on", "targeting": {"regex_match": ["a", "b"]}}}}"#;
+    let compiled = load(doc, Format::Auto).unwrap();
+    let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["/flags/f/targeting: unknown JsonLogic operator `regex_match`"]
+    );
+}
+
+#[test]
+fn syntax_errors_are_load_errors() {
+    let err = load("{\"flags\": ", Format::Auto).unwrap_err();
+    assert!(matches!(err, LoadError::Syntax { .. }), "{err:?}");
+    assert!(err.to_string().contains("EOF while parsing"), "{err}");
+}
