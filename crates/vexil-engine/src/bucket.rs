@@ -9,62 +9,149 @@
 
 /// MurmurHash3, x86 32-bit variant, over the concatenation of `parts`,
 /// without allocating.
+#[inline]
 pub fn murmur3_32(parts: &[&[u8]], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
+    let mut m = Murmur3::new(seed);
+    for p in parts {
+        m.update(p);
+    }
+    m.finish()
+}
 
-    #[inline(always)]
-    fn mix_k(k: u32) -> u32 {
-        k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+const C1: u32 = 0xcc9e_2d51;
+const C2: u32 = 0x1b87_3593;
+
+#[inline(always)]
+fn mix_k(k: u32) -> u32 {
+    k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+}
+
+#[inline(always)]
+fn mix_h(h: u32, k: u32) -> u32 {
+    (h ^ mix_k(k))
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+/// Streaming MurmurHash3 x86 32-bit. Being `Copy`, the state after a
+/// constant prefix (a flag key, a salt) is computed once at compile time
+/// and resumed for every evaluation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Murmur3 {
+    h: u32,
+    /// Bytes not yet forming a 4-byte block, little-endian.
+    tail: u32,
+    tail_len: u32,
+    /// Total length, modulo 2^32 as the reference mixes it.
+    len: u32,
+}
+
+impl Murmur3 {
+    pub(crate) const fn new(seed: u32) -> Self {
+        Murmur3 {
+            h: seed,
+            tail: 0,
+            tail_len: 0,
+            len: 0,
+        }
     }
 
-    let mut h = seed;
-    let mut len: usize = 0;
-    // Bytes left over from the previous part, waiting to fill a 4-byte block.
-    let mut carry = [0u8; 4];
-    let mut carried = 0usize;
-
-    for part in parts {
-        len += part.len();
-        let mut bytes: &[u8] = part;
-        if carried > 0 {
-            let take = (4 - carried).min(bytes.len());
-            carry[carried..carried + take].copy_from_slice(&bytes[..take]);
-            carried += take;
-            bytes = &bytes[take..];
-            if carried < 4 {
-                continue;
+    #[inline]
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        self.len = self.len.wrapping_add(data.len() as u32);
+        while self.tail_len > 0 {
+            let Some((&b, rest)) = data.split_first() else {
+                return;
+            };
+            self.tail |= u32::from(b) << (8 * self.tail_len);
+            self.tail_len += 1;
+            data = rest;
+            if self.tail_len == 4 {
+                self.h = mix_h(self.h, self.tail);
+                self.tail = 0;
+                self.tail_len = 0;
             }
-            h ^= mix_k(u32::from_le_bytes(carry));
-            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
         }
-        let mut blocks = bytes.chunks_exact(4);
+        let mut blocks = data.chunks_exact(4);
         for block in &mut blocks {
-            let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-            h ^= mix_k(k);
-            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+            self.h = mix_h(
+                self.h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
         }
-        let rest = blocks.remainder();
-        carry[..rest.len()].copy_from_slice(rest);
-        carried = rest.len();
+        for &b in blocks.remainder() {
+            self.tail |= u32::from(b) << (8 * self.tail_len);
+            self.tail_len += 1;
+        }
     }
 
-    if carried > 0 {
-        let mut k: u32 = 0;
-        for (i, b) in carry[..carried].iter().enumerate() {
-            k |= u32::from(*b) << (8 * i);
+    #[inline]
+    pub(crate) fn finish(self) -> u32 {
+        let mut h = self.h;
+        if self.tail_len > 0 {
+            h ^= mix_k(self.tail);
         }
-        h ^= mix_k(k);
+        h ^= self.len;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^= h >> 16;
+        h
+    }
+}
+
+/// The hash states after a constant prefix, for both encodings: the
+/// prefix's bytes (flagd v2), or the start of the CBOR array
+/// `[prefix, …]` of two items (flagd v3).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefix {
+    concat: Murmur3,
+    cbor: Murmur3,
+}
+
+impl Prefix {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let mut concat = Murmur3::new(0);
+        concat.update(prefix.as_bytes());
+        let mut cbor = Murmur3::new(0);
+        let mut head = [0u8; 9];
+        let n = crate::cbor::text_head(prefix.len(), &mut head);
+        cbor.update(&[0x82]);
+        cbor.update(&head[..n]);
+        cbor.update(prefix.as_bytes());
+        Prefix { concat, cbor }
     }
 
-    // The length is mixed in modulo 2^32, as the reference does.
-    h ^= len as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^= h >> 16;
-    h
+    /// Hashes (prefix, value) under `bucketing`.
+    #[inline]
+    pub(crate) fn hash(&self, bucketing: crate::model::Bucketing, value: &str) -> u32 {
+        match bucketing {
+            crate::model::Bucketing::Concat => {
+                let mut m = self.concat;
+                m.update(value.as_bytes());
+                m.finish()
+            }
+            crate::model::Bucketing::Cbor => {
+                let mut m = self.cbor;
+                let mut head = [0u8; 9];
+                let n = crate::cbor::text_head(value.len(), &mut head);
+                m.update(&head[..n]);
+                m.update(value.as_bytes());
+                m.finish()
+            }
+        }
+    }
+
+    /// Hashes the CBOR array `[prefix, item]` for any JSON item (flagd v3).
+    pub(crate) fn hash_cbor_item(&self, item: &serde_json::Value) -> u32 {
+        let mut m = self.cbor;
+        let mut bytes = Vec::with_capacity(16);
+        crate::cbor::encode(item, &mut bytes);
+        m.update(&bytes);
+        m.finish()
+    }
 }
 
 /// The bucket of a hash among `total` buckets: `(hash * total) >> 32`.
@@ -85,25 +172,6 @@ pub fn pick(weights: &[u64], bucket: u64) -> Option<usize> {
         }
     }
     None
-}
-
-/// flagd v2 hashing of a bucketing string given in two parts
-/// (e.g. flag key and targeting key), without allocating.
-#[inline]
-pub(crate) fn hash_concat(a: &str, b: &str) -> u32 {
-    murmur3_32(&[a.as_bytes(), b.as_bytes()], 0)
-}
-
-/// flagd v3 hashing of the array `[a, b]` of two strings, without allocating.
-#[inline]
-pub(crate) fn hash_cbor_pair(a: &str, b: &str) -> u32 {
-    let (mut ha, mut hb) = ([0u8; 9], [0u8; 9]);
-    let na = crate::cbor::text_head(a.len(), &mut ha);
-    let nb = crate::cbor::text_head(b.len(), &mut hb);
-    murmur3_32(
-        &[&[0x82], &ha[..na], a.as_bytes(), &hb[..nb], b.as_bytes()],
-        0,
-    )
 }
 
 /// flagd v3 hashing of any JSON value.

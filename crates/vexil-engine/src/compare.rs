@@ -8,6 +8,42 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// String equality, inlined for short strings: keys and attribute values
+/// are mostly under 16 bytes, where a call to `memcmp` costs more than the
+/// comparison itself.
+#[inline(always)]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        return word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8);
+    }
+    if (4..8).contains(&n) {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    if n < 4 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
+}
+
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+#[inline(always)]
+fn word4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
 /// Parses a semantic version the way flagd accepts them: an optional `v`
 /// prefix, and partial versions (`1`, `1.2`) padded with zeros.
 pub(crate) fn parse_semver(text: &str) -> Option<semver::Version> {
@@ -110,6 +146,37 @@ mod tests {
         assert_eq!(parse_date(&json!(1.5)), Some(1.5));
         assert_eq!(parse_date(&json!("yesterday")), None);
         assert_eq!(parse_date(&json!(true)), None);
+    }
+
+    #[test]
+    fn short_string_equality() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+            let mut changed = a.as_bytes().to_vec();
+            for i in 0..changed.len() {
+                changed[i] ^= 1;
+                assert!(
+                    !str_eq(a, std::str::from_utf8(&changed).unwrap_or("\u{0}")),
+                    "{a:?} at {i}"
+                );
+                changed[i] ^= 1;
+            }
+        }
     }
 
     #[test]

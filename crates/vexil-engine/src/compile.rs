@@ -8,6 +8,7 @@ use regex::RegexBuilder;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
+use crate::bucket::Prefix;
 use crate::compare::{parse_date, parse_semver};
 use crate::context::{Path, json_type};
 use crate::error::{Problem, Problems};
@@ -128,18 +129,8 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
     }
-    let index = flags
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key.clone(), i as u32))
-        .collect();
     Ok(Compiled {
-        snapshot: Snapshot {
-            flags: flags.into_boxed_slice(),
-            index,
-            segments: segments.into_boxed_slice(),
-            bucketing: doc.bucketing,
-        },
+        snapshot: Snapshot::new(flags, segments, doc.bucketing),
         warnings: Vec::new(),
     })
 }
@@ -310,14 +301,14 @@ impl Compiler {
         for (n, rule) in def.rules.iter().enumerate() {
             let at = at.at(["rules".to_string(), n.to_string()]);
             let clauses = self.clauses(&at, &rule.clauses, segment_index, &mut Vec::new());
-            let serve = self.serve(&at.push("serve"), &rule.serve, &variant);
+            let serve = self.serve(&at.push("serve"), key, &rule.serve, &variant);
             rules.push(CompiledRule {
                 name: rule.name.as_deref().map(Into::into),
                 clauses,
                 serve,
             });
         }
-        let default = self.serve(&at.push("defaultServe"), &def.default_serve, &variant);
+        let default = self.serve(&at.push("defaultServe"), key, &def.default_serve, &variant);
 
         let mut prerequisites = Vec::with_capacity(def.prerequisites.len());
         let mut edges = Vec::new();
@@ -368,6 +359,7 @@ impl Compiler {
     fn serve(
         &mut self,
         at: &Pointer,
+        flag_key: &str,
         serve: &Serve,
         variant: &dyn Fn(&str) -> Option<u32>,
     ) -> CompiledServe {
@@ -380,7 +372,7 @@ impl Compiler {
                 }
             },
             (None, Some(r)) => {
-                CompiledServe::Rollout(self.rollout(&at.push("rollout"), r, variant))
+                CompiledServe::Rollout(self.rollout(&at.push("rollout"), flag_key, r, variant))
             }
             _ => {
                 self.problem(at, "serve exactly one of `variant` or `rollout`");
@@ -392,6 +384,7 @@ impl Compiler {
     fn rollout(
         &mut self,
         at: &Pointer,
+        flag_key: &str,
         r: &Rollout,
         variant: &dyn Fn(&str) -> Option<u32>,
     ) -> CompiledRollout {
@@ -443,7 +436,7 @@ impl Compiler {
             weights: weights.into_boxed_slice(),
             total: WEIGHT_TOTAL,
             bucket_by,
-            salt: r.salt.as_deref().map(Into::into),
+            prefix: Prefix::new(r.salt.as_deref().unwrap_or(flag_key)),
         }
     }
 

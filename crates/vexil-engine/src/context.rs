@@ -1,7 +1,13 @@
 //! The evaluation context: an OpenFeature context (a targeting key plus
 //! arbitrary nested attributes) and pre-split attribute paths into it.
 
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use serde_json::{Map, Value};
+
+use crate::compare::str_eq;
 
 /// The attribute name of the targeting key, as OpenFeature spells it.
 pub const TARGETING_KEY: &str = "targetingKey";
@@ -9,11 +15,15 @@ pub const TARGETING_KEY: &str = "targetingKey";
 /// Who is asking: the targeting key and attributes of one evaluation.
 ///
 /// Built once per request and reused for every flag evaluated with it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Context {
-    /// All attributes, the targeting key included (under `targetingKey`) so
-    /// that rules and JsonLogic `var` see it like any attribute.
-    attrs: Map<String, Value>,
+    /// All top-level attributes, the targeting key included (under
+    /// `targetingKey`) so that rules and JsonLogic `var` see it like any
+    /// attribute. Each carries the hash of its name, which compiled paths
+    /// carry precomputed: a lookup compares integers, hashing nothing.
+    attrs: Vec<Attr>,
+    /// Positions by name hash, only for contexts too large to scan.
+    index: Option<HashTable<u32>>,
     /// A copy of the targeting key, for bucketing and individual targets
     /// without a map lookup.
     targeting_key: Option<Box<str>>,
@@ -37,6 +47,22 @@ pub enum ContextError {
     Syntax(String),
 }
 
+/// Contexts with more attributes than this get a hash index.
+const SCAN_LIMIT: usize = 16;
+
+#[derive(Debug, Clone)]
+struct Attr {
+    hash: u64,
+    name: Box<str>,
+    value: Value,
+}
+
+/// The hash of a top-level attribute name.
+#[inline]
+fn name_hash(name: &str) -> u64 {
+    FxBuildHasher.hash_one(name)
+}
+
 impl Context {
     /// An empty context: no targeting key, no attributes.
     pub fn new() -> Self {
@@ -46,21 +72,33 @@ impl Context {
     /// Builds a context from a JSON object. `null` gives an empty context,
     /// as OpenFeature clients send no context at all.
     pub fn from_json(value: Value) -> Result<Self, ContextError> {
-        let attrs = match value {
+        let map = match value {
             Value::Object(map) => map,
             Value::Null => Map::new(),
             other => return Err(ContextError::NotAnObject(json_type(&other))),
         };
-        let targeting_key = match attrs.get(TARGETING_KEY) {
+        let targeting_key = match map.get(TARGETING_KEY) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.as_str().into()),
             Some(other) => return Err(ContextError::TargetingKeyNotString(json_type(other))),
         };
-        Ok(Context {
+        // Keys of a JSON object are already unique.
+        let attrs = map
+            .into_iter()
+            .map(|(name, value)| Attr {
+                hash: name_hash(&name),
+                name: name.into(),
+                value,
+            })
+            .collect();
+        let mut ctx = Context {
             attrs,
+            index: None,
             targeting_key,
             timestamp: None,
-        })
+        };
+        ctx.reindex();
+        Ok(ctx)
     }
 
     /// Parses a context from JSON text.
@@ -70,12 +108,53 @@ impl Context {
         Context::from_json(value)
     }
 
+    fn insert(&mut self, name: String, value: Value) {
+        let hash = name_hash(&name);
+        match self.find(hash, &name) {
+            Some(i) => self.attrs[i].value = value,
+            None => {
+                self.attrs.push(Attr {
+                    hash,
+                    name: name.into(),
+                    value,
+                });
+                self.reindex();
+            }
+        }
+    }
+
+    fn reindex(&mut self) {
+        if self.attrs.len() <= SCAN_LIMIT {
+            self.index = None;
+            return;
+        }
+        let attrs = &self.attrs;
+        let mut index = HashTable::with_capacity(attrs.len());
+        for (i, a) in attrs.iter().enumerate() {
+            index.insert_unique(a.hash, i as u32, |&j| attrs[j as usize].hash);
+        }
+        self.index = Some(index);
+    }
+
+    /// The position of attribute `name` with hash `hash`.
+    #[inline]
+    fn find(&self, hash: u64, name: &str) -> Option<usize> {
+        match &self.index {
+            None => self
+                .attrs
+                .iter()
+                .position(|a| a.hash == hash && str_eq(&a.name, name)),
+            Some(index) => index
+                .find(hash, |&i| str_eq(&self.attrs[i as usize].name, name))
+                .map(|&i| i as usize),
+        }
+    }
+
     /// Sets the targeting key.
     pub fn with_targeting_key(mut self, key: impl Into<String>) -> Self {
         let key = key.into();
         self.targeting_key = Some(key.as_str().into());
-        self.attrs
-            .insert(TARGETING_KEY.to_owned(), Value::String(key));
+        self.insert(TARGETING_KEY.to_owned(), Value::String(key));
         self
     }
 
@@ -87,7 +166,7 @@ impl Context {
         if name == TARGETING_KEY {
             self.targeting_key = value.as_str().map(Into::into);
         }
-        self.attrs.insert(name, value);
+        self.insert(name, value);
         self
     }
 
@@ -108,17 +187,34 @@ impl Context {
         self.timestamp
     }
 
-    /// All attributes, the targeting key included.
-    pub fn attributes(&self) -> &Map<String, Value> {
-        &self.attrs
+    /// A top-level attribute by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name_hash(name), name)
+            .map(|i| &self.attrs[i].value)
+    }
+
+    /// All top-level attributes (the targeting key included), in no
+    /// particular order.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.attrs.iter().map(|a| (&*a.name, &a.value))
+    }
+
+    /// The attributes as one JSON object.
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.attrs
+                .iter()
+                .map(|a| (a.name.to_string(), a.value.clone()))
+                .collect(),
+        )
     }
 
     /// Looks up a pre-split path.
     #[inline]
     pub fn lookup(&self, path: &Path) -> Option<&Value> {
         let (first, rest) = path.segments.split_first()?;
-        let value = self.attrs.get(&*first.key)?;
-        descend(value, rest)
+        let at = self.find(path.first_hash, &first.key)?;
+        descend(&self.attrs[at].value, rest)
     }
 }
 
@@ -140,6 +236,8 @@ pub(crate) fn descend<'v>(mut value: &'v Value, segments: &[Segment]) -> Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
     pub(crate) segments: Box<[Segment]>,
+    /// Hash of the first segment, as the context's table hashes names.
+    first_hash: u64,
 }
 
 /// One step of a [`Path`].
@@ -161,7 +259,11 @@ impl Path {
                 index: s.parse().ok(),
             })
             .collect();
-        Path { segments }
+        let first_hash = name_hash(dotted.split('.').next().unwrap_or(""));
+        Path {
+            segments,
+            first_hash,
+        }
     }
 
     /// Whether this is exactly the targeting key.

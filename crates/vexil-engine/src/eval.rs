@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::bucket::{bucket, hash_cbor, hash_cbor_pair, hash_concat, pick};
+use crate::bucket::{bucket, pick};
 use crate::context::Context;
 use crate::flagd::logic::Scope;
 use crate::model::Bucketing;
@@ -171,9 +171,7 @@ impl ValueType {
 /// The result of evaluating one flag for one context.
 #[derive(Debug, Clone)]
 pub struct Evaluation<'s> {
-    /// The flag key, as asked for.
-    pub key: Cow<'s, str>,
-    /// The flag, when it exists (for metadata).
+    /// The flag, when it exists (for its key and metadata).
     pub flag: Option<&'s CompiledFlag>,
     /// The value. `None` means "use your code default" (errors, disabled
     /// flags without an off variant, flagd flags without a default).
@@ -182,13 +180,19 @@ pub struct Evaluation<'s> {
     pub variant: Option<&'s str>,
     /// Why this value.
     pub reason: Reason,
-    /// Set when `reason` is [`Reason::Error`].
-    pub error: Option<EvalError>,
+    /// Set when `reason` is [`Reason::Error`]. Boxed to keep results small
+    /// on the common path.
+    pub error: Option<Box<EvalError>>,
     /// Which rule, target or prerequisite decided.
     pub matched: Matched,
 }
 
 impl Evaluation<'_> {
+    /// The flag key, when the flag exists.
+    pub fn key(&self) -> Option<&str> {
+        self.flag.map(|f| f.key())
+    }
+
     /// The flag's metadata, empty for unknown flags.
     pub fn metadata(&self) -> Option<&serde_json::Map<String, Value>> {
         self.flag.map(|f| f.metadata())
@@ -200,7 +204,7 @@ struct Resolved {
     variant: Option<u32>,
     reason: Reason,
     matched: Matched,
-    error: Option<EvalError>,
+    error: Option<Box<EvalError>>,
 }
 
 impl Resolved {
@@ -218,7 +222,7 @@ impl Resolved {
             variant: None,
             reason: Reason::Error,
             matched: Matched::Nothing,
-            error: Some(error),
+            error: Some(Box::new(error)),
         }
     }
 }
@@ -230,21 +234,20 @@ pub fn evaluate<'s>(
     ctx: &Context,
     expected: ValueType,
 ) -> Evaluation<'s> {
-    let Some(at) = snapshot.index.get(key) else {
+    let Some(at) = snapshot.position(key) else {
         return Evaluation {
-            key: Cow::Owned(key.to_owned()),
             flag: None,
             value: None,
             variant: None,
             reason: Reason::Error,
-            error: Some(EvalError::new(
+            error: Some(Box::new(EvalError::new(
                 ErrorCode::FlagNotFound,
                 format!("flag `{key}` not found"),
-            )),
+            ))),
             matched: Matched::Nothing,
         };
     };
-    evaluate_index(snapshot, *at as usize, ctx, expected)
+    evaluate_index(snapshot, at, ctx, expected)
 }
 
 /// Evaluates every flag for `ctx`, in document order.
@@ -272,7 +275,6 @@ fn evaluate_index<'s>(
     let flag = &snapshot.flags[at];
     let resolved = resolve(snapshot, flag, ctx);
     let mut eval = Evaluation {
-        key: Cow::Borrowed(&flag.key),
         flag: Some(flag),
         value: None,
         variant: None,
@@ -284,7 +286,7 @@ fn evaluate_index<'s>(
         if !expected.accepts(&v.value) {
             eval.reason = Reason::Error;
             eval.matched = Matched::Nothing;
-            eval.error = Some(EvalError::new(
+            eval.error = Some(Box::new(EvalError::new(
                 ErrorCode::TypeMismatch,
                 format!(
                     "flag `{}` is of type {}, not {}",
@@ -292,7 +294,7 @@ fn evaluate_index<'s>(
                     flag.value_type.name(),
                     expected.name()
                 ),
-            ));
+            )));
             return eval;
         }
         eval.value = Some(&v.value);
@@ -321,7 +323,8 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
     }
     match &flag.logic {
         Logic::Native(logic) => {
-            if let Some(key) = ctx.targeting_key()
+            if !logic.targets.is_empty()
+                && let Some(key) = ctx.targeting_key()
                 && let Some(&v) = logic.targets.get(key)
             {
                 return Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Target);
@@ -432,7 +435,6 @@ fn rollout(
     r: &CompiledRollout,
     ctx: &Context,
 ) -> Result<u32, EvalError> {
-    let prefix = r.salt.as_deref().unwrap_or(flag_key);
     let hash = match &r.bucket_by {
         None => {
             // flagd's CBOR bucketing treats an empty key as missing; so do we.
@@ -440,21 +442,20 @@ fn rollout(
                 .targeting_key()
                 .filter(|k| !k.is_empty() || bucketing == Bucketing::Concat)
                 .ok_or_else(|| {
-                EvalError::new(
-                    ErrorCode::TargetingKeyMissing,
-                    format!("flag `{flag_key}` has a percentage rollout and the context has no targeting key"),
-                )
-            })?;
-            hash_str(bucketing, prefix, key)
+                    EvalError::new(
+                        ErrorCode::TargetingKeyMissing,
+                        format!(
+                            "flag `{flag_key}` has a percentage rollout and the context has no targeting key"
+                        ),
+                    )
+                })?;
+            r.prefix.hash(bucketing, key)
         }
         Some(path) => match ctx.lookup(path) {
-            Some(Value::String(s)) => hash_str(bucketing, prefix, s),
+            Some(Value::String(s)) => r.prefix.hash(bucketing, s),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => match bucketing {
-                Bucketing::Concat => hash_concat(prefix, &n.to_string()),
-                Bucketing::Cbor => hash_cbor(&Value::Array(vec![
-                    Value::String(prefix.to_owned()),
-                    Value::Number(n.clone()),
-                ])),
+                Bucketing::Concat => r.prefix.hash(bucketing, &n.to_string()),
+                Bucketing::Cbor => r.prefix.hash_cbor_item(&Value::Number(n.clone())),
             },
             other => {
                 let found = other.map_or("nothing", crate::context::json_type);
@@ -473,14 +474,6 @@ fn rollout(
         .get(i)
         .copied()
         .ok_or_else(|| EvalError::new(ErrorCode::General, "rollout has no variants"))
-}
-
-#[inline]
-fn hash_str(bucketing: Bucketing, prefix: &str, value: &str) -> u32 {
-    match bucketing {
-        Bucketing::Concat => hash_concat(prefix, value),
-        Bucketing::Cbor => hash_cbor_pair(prefix, value),
-    }
 }
 
 impl Snapshot {

@@ -8,7 +8,7 @@ use regex::Regex;
 use rustc_hash::FxHashSet;
 use serde_json::Value;
 
-use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver};
+use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver, str_eq};
 use crate::context::{Context, Path};
 use crate::snapshot::CompiledSegment;
 
@@ -99,12 +99,13 @@ impl ValueSet {
         }
     }
 
+    /// Whether `v` equals one of the values (numbers by value).
     #[inline]
-    fn contains(&self, v: &Value) -> bool {
+    pub(crate) fn contains(&self, v: &Value) -> bool {
         match v {
             Value::String(s) => {
                 if self.large.is_empty() {
-                    self.small.iter().any(|x| **x == **s)
+                    self.small.iter().any(|x| str_eq(x, s))
                 } else {
                     self.large.contains(s.as_str())
                 }

@@ -1,9 +1,14 @@
 //! The compiled, immutable form of a document: what evaluators hold and
 //! swap atomically when a new version arrives.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
+use crate::bucket::Prefix;
+use crate::compare::str_eq;
 use crate::context::Path;
 use crate::flagd::logic::Expr;
 use crate::model::{Bucketing, FlagKind, FlagType};
@@ -17,20 +22,44 @@ use crate::rules::CompiledClause;
 #[derive(Debug)]
 pub struct Snapshot {
     pub(crate) flags: Box<[CompiledFlag]>,
-    pub(crate) index: FxHashMap<Box<str>, u32>,
+    /// Flag positions by key hash; keys are compared in `flags`.
+    index: HashTable<u32>,
     pub(crate) segments: Box<[CompiledSegment]>,
     pub(crate) bucketing: Bucketing,
 }
 
 impl Snapshot {
+    pub(crate) fn new(
+        flags: Vec<CompiledFlag>,
+        segments: Vec<CompiledSegment>,
+        bucketing: Bucketing,
+    ) -> Self {
+        let mut index = HashTable::with_capacity(flags.len());
+        for (i, f) in flags.iter().enumerate() {
+            index.insert_unique(key_hash(&f.key), i as u32, |&j| {
+                key_hash(&flags[j as usize].key)
+            });
+        }
+        Snapshot {
+            flags: flags.into_boxed_slice(),
+            index,
+            segments: segments.into_boxed_slice(),
+            bucketing,
+        }
+    }
+
     /// A snapshot with no flags.
     pub fn empty() -> Self {
-        Snapshot {
-            flags: Box::new([]),
-            index: FxHashMap::default(),
-            segments: Box::new([]),
-            bucketing: Bucketing::default(),
-        }
+        Snapshot::new(Vec::new(), Vec::new(), Bucketing::default())
+    }
+
+    /// The position of a flag in document order.
+    #[inline]
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        let flags = &self.flags;
+        self.index
+            .find(key_hash(key), |&i| str_eq(&flags[i as usize].key, key))
+            .map(|&i| i as usize)
     }
 
     /// Number of flags.
@@ -46,8 +75,7 @@ impl Snapshot {
     /// Looks a flag up by key.
     #[inline]
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
-        let at = *self.index.get(key)?;
-        self.flags.get(at as usize)
+        self.flags.get(self.position(key)?)
     }
 
     /// All flags, in document order.
@@ -119,7 +147,7 @@ impl CompiledFlag {
     pub(crate) fn variant_index(&self, key: &str) -> Option<u32> {
         self.variants
             .iter()
-            .position(|v| &*v.key == key)
+            .position(|v| str_eq(&v.key, key))
             .map(|i| i as u32)
     }
 }
@@ -169,8 +197,8 @@ pub(crate) struct CompiledRollout {
     pub(crate) total: u64,
     /// `None`: the targeting key.
     pub(crate) bucket_by: Option<Path>,
-    /// Replaces the flag key in the hashed value.
-    pub(crate) salt: Option<Box<str>>,
+    /// Hash state after the salt (or, without one, the flag key).
+    pub(crate) prefix: Prefix,
 }
 
 #[derive(Debug)]
@@ -194,4 +222,9 @@ pub(crate) struct CompiledSegment {
     pub(crate) included: FxHashSet<Box<str>>,
     pub(crate) excluded: FxHashSet<Box<str>>,
     pub(crate) rules: Box<[Box<[CompiledClause]>]>,
+}
+
+#[inline]
+fn key_hash(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
 }

@@ -43,13 +43,26 @@ fn bucket_arithmetic_is_scale_free() {
 }
 
 #[test]
-fn cbor_pair_hash_matches_general_encoding() {
+fn prefix_states_hash_like_whole_inputs() {
+    use crate::model::Bucketing;
     for (a, b) in [
         ("flag", "user-1"),
         ("", ""),
         ("k", &"x".repeat(300) as &str),
+        ("abcde", "fgh"),
     ] {
-        let general = hash_cbor(&serde_json::json!([a, b]));
-        assert_eq!(hash_cbor_pair(a, b), general);
+        let p = Prefix::new(a);
+        assert_eq!(
+            p.hash(Bucketing::Cbor, b),
+            hash_cbor(&serde_json::json!([a, b]))
+        );
+        assert_eq!(
+            p.hash(Bucketing::Concat, b),
+            murmur3_32(&[format!("{a}{b}").as_bytes()], 0)
+        );
+        assert_eq!(
+            p.hash_cbor_item(&serde_json::json!(b)),
+            hash_cbor(&serde_json::json!([a, b]))
+        );
     }
 }

@@ -13,10 +13,11 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-use crate::bucket::{bucket, hash_cbor, hash_cbor_pair, hash_concat, murmur3_32, pick};
+use crate::bucket::{Prefix, bucket, hash_cbor, murmur3_32, pick};
 use crate::compare::{cmp_semver, json_eq, parse_semver};
 use crate::context::{Context, Path, descend};
 use crate::model::Bucketing;
+use crate::rules::ValueSet;
 
 /// A compiled JsonLogic expression.
 #[derive(Debug)]
@@ -48,6 +49,8 @@ pub(crate) enum Expr {
     Cmp(Ordering, bool, Box<[Expr]>),
     Arith(Arith, Box<[Expr]>),
     In(Box<Expr>, Box<Expr>),
+    /// `in` with a literal array: a prepared set.
+    InList(Box<Expr>, ValueSet),
     Cat(Box<[Expr]>),
     Substr(Box<[Expr]>),
     Merge(Box<[Expr]>),
@@ -80,6 +83,8 @@ pub(crate) enum Arith {
 pub(crate) struct Fractional {
     /// All arguments, compiled; the first may be the bucketing value.
     args: Box<[Expr]>,
+    /// Hash state after the flag key, for the default bucketing value.
+    flag_prefix: Prefix,
     /// Buckets known at compile time (all arguments literal arrays).
     fixed: Option<Buckets>,
 }
@@ -300,7 +305,10 @@ impl Compiler<'_> {
             "max" => Expr::Arith(Arith::Max, self.boxed(args)?),
             "in" => {
                 let (a, b) = self.two(op, args)?;
-                Expr::In(a, b)
+                match *b {
+                    Expr::Lit(Value::Array(items)) => Expr::InList(a, ValueSet::new(&items)),
+                    b => Expr::In(a, Box::new(b)),
+                }
             }
             "cat" => Expr::Cat(self.boxed(args)?),
             "substr" => Expr::Substr(self.boxed(args)?),
@@ -333,7 +341,7 @@ impl Compiler<'_> {
                 Expr::Reduce(Box::new(list), Box::new(body), Box::new(init))
             }
             "log" => self.first(args)?,
-            "fractional" => Expr::Fractional(Fractional::new(self.args(args)?)),
+            "fractional" => Expr::Fractional(Fractional::new(self.args(args)?, self.flag_key)),
             "sem_ver" => Expr::SemVer(self.boxed(args)?),
             "starts_with" => Expr::StartsWith(self.boxed(args)?),
             "ends_with" => Expr::EndsWith(self.boxed(args)?),
@@ -389,7 +397,7 @@ impl Compiler<'_> {
 }
 
 impl Fractional {
-    fn new(args: Vec<Expr>) -> Self {
+    fn new(args: Vec<Expr>, flag_key: &str) -> Self {
         // Buckets are fixed when every argument is a literal array; the
         // first argument is then a bucket too (default bucketing value).
         let fixed =
@@ -407,13 +415,25 @@ impl Fractional {
             };
         Fractional {
             args: args.into_boxed_slice(),
+            flag_prefix: Prefix::new(flag_key),
             fixed,
         }
     }
 
+    /// The default bucketing value: flag key and targeting key, which must
+    /// be a string (v2) or a non-empty string (v3).
+    #[inline]
+    fn default_hash(&self, scope: &Scope<'_>) -> Option<u32> {
+        let key = scope.ctx.targeting_key()?;
+        if key.is_empty() && scope.bucketing == Bucketing::Cbor {
+            return None;
+        }
+        Some(self.flag_prefix.hash(scope.bucketing, key))
+    }
+
     fn eval<'a>(&'a self, scope: &Scope<'a>) -> Cow<'a, Value> {
         if let Some(buckets) = &self.fixed {
-            let Some(hash) = default_hash(scope) else {
+            let Some(hash) = self.default_hash(scope) else {
                 return scope.fail();
             };
             return buckets
@@ -428,9 +448,9 @@ impl Fractional {
             (Bucketing::Concat, Value::String(s)) => {
                 (Some(murmur3_32(&[s.as_bytes()], 0)), &self.args[1..])
             }
-            (Bucketing::Concat, Value::Null) => (default_hash(scope), &self.args[1..]),
-            (Bucketing::Concat, _) => (default_hash(scope), &self.args[..]),
-            (Bucketing::Cbor, Value::Array(_)) => (default_hash(scope), &self.args[..]),
+            (Bucketing::Concat, Value::Null) => (self.default_hash(scope), &self.args[1..]),
+            (Bucketing::Concat, _) => (self.default_hash(scope), &self.args[..]),
+            (Bucketing::Cbor, Value::Array(_)) => (self.default_hash(scope), &self.args[..]),
             (Bucketing::Cbor, Value::Null) => return scope.fail(),
             (Bucketing::Cbor, v) => (Some(hash_cbor(v)), &self.args[1..]),
         };
@@ -453,17 +473,6 @@ impl Fractional {
             None => scope.fail(),
         }
     }
-}
-
-/// The default bucketing value: flag key and targeting key, which must be
-/// a string (v2) or a non-empty string (v3).
-fn default_hash(scope: &Scope<'_>) -> Option<u32> {
-    let key = scope.ctx.targeting_key()?;
-    Some(match scope.bucketing {
-        Bucketing::Concat => hash_concat(scope.flag_key, key),
-        Bucketing::Cbor if key.is_empty() => return None,
-        Bucketing::Cbor => hash_cbor_pair(scope.flag_key, key),
-    })
 }
 
 impl Buckets {
@@ -613,13 +622,14 @@ fn bool_cow<'a>(b: bool) -> Cow<'a, Value> {
 
 impl Expr {
     /// Evaluates the expression. Never fails: bad arguments give `null`.
+    ///
+    /// The common operators are handled here; the rest live in
+    /// [`Expr::eval_rare`] so this function, entered once per node, keeps a
+    /// small stack frame.
     pub(crate) fn eval<'a>(&'a self, scope: &Scope<'a>) -> Cow<'a, Value> {
         let null = || Cow::Owned(Value::Null);
         match self {
             Expr::Lit(v) => Cow::Borrowed(v),
-            Expr::Array(items) => Cow::Owned(Value::Array(
-                items.iter().map(|i| i.eval(scope).into_owned()).collect(),
-            )),
             Expr::Var(path, default) => {
                 let found = match scope.data {
                     Data::Root => scope.ctx.lookup(path),
@@ -630,55 +640,6 @@ impl Expr {
                     (_, Some(d)) => d.eval(scope),
                     (found, None) => found.map_or_else(null, Cow::Borrowed),
                 }
-            }
-            Expr::VarDyn(path, default) => {
-                let p = path.eval(scope);
-                let dotted = to_text(&p);
-                let path = Path::parse(&dotted);
-                let found = match scope.data {
-                    Data::Root => scope.ctx.lookup(&path).cloned(),
-                    Data::Item(v) => descend(v, &path.segments).cloned(),
-                };
-                match (found, default) {
-                    (Some(v), _) if !v.is_null() => Cow::Owned(v),
-                    (_, Some(d)) => d.eval(scope),
-                    _ => null(),
-                }
-            }
-            Expr::Data => match scope.data {
-                Data::Root => Cow::Owned(Value::Object(scope.ctx.attributes().clone())),
-                Data::Item(v) => Cow::Borrowed(v),
-            },
-            Expr::Timestamp => scope
-                .ctx
-                .timestamp()
-                .map_or_else(null, |t| Cow::Owned(Value::from(t))),
-            Expr::FlagdObject(key) => {
-                let mut m = Map::new();
-                m.insert("flagKey".into(), Value::String(key.to_string()));
-                if let Some(t) = scope.ctx.timestamp() {
-                    m.insert("timestamp".into(), Value::from(t));
-                }
-                Cow::Owned(Value::Object(m))
-            }
-            Expr::Missing(args) => {
-                let keys = flatten_keys(args, scope);
-                Cow::Owned(Value::Array(missing_keys(&keys, scope)))
-            }
-            Expr::MissingSome(need, keys) => {
-                let need = to_number(&need.eval(scope));
-                let keys = keys.eval(scope);
-                let keys: Vec<Value> = match &*keys {
-                    Value::Array(items) => items.clone(),
-                    other => vec![other.clone()],
-                };
-                let missing = missing_keys(&keys, scope);
-                let present = (keys.len() - missing.len()) as f64;
-                Cow::Owned(Value::Array(if present >= need {
-                    Vec::new()
-                } else {
-                    missing
-                }))
             }
             Expr::If(args) => {
                 let mut i = 0;
@@ -716,14 +677,6 @@ impl Expr {
             Expr::Ne(a, b) => bool_cow(!loose_eq(&a.eval(scope), &b.eval(scope))),
             Expr::StrictEq(a, b) => bool_cow(strict_eq(&a.eval(scope), &b.eval(scope))),
             Expr::StrictNe(a, b) => bool_cow(!strict_eq(&a.eval(scope), &b.eval(scope))),
-            Expr::Cmp(dir, or_equal, args) => {
-                let holds = |x: &Value, y: &Value| {
-                    compare(x, y).is_some_and(|o| o == *dir || (*or_equal && o == Ordering::Equal))
-                };
-                let vals: Vec<Cow<'_, Value>> = args.iter().map(|a| a.eval(scope)).collect();
-                bool_cow(vals.windows(2).all(|w| holds(&w[0], &w[1])))
-            }
-            Expr::Arith(op, args) => arith(*op, args, scope),
             Expr::In(needle, hay) => {
                 let needle = needle.eval(scope);
                 let hay = hay.eval(scope);
@@ -733,6 +686,86 @@ impl Expr {
                     _ => false,
                 })
             }
+            Expr::InList(needle, set) => bool_cow(set.contains(&needle.eval(scope))),
+            Expr::Fractional(f) => f.eval(scope),
+            Expr::SemVer(args) => sem_ver(args, scope),
+            Expr::StartsWith(args) => string_test(args, scope, |s, p| s.starts_with(p)),
+            Expr::EndsWith(args) => string_test(args, scope, |s, p| s.ends_with(p)),
+            Expr::Cmp(dir, or_equal, args) => {
+                let holds = |x: &Value, y: &Value| {
+                    compare(x, y).is_some_and(|o| o == *dir || (*or_equal && o == Ordering::Equal))
+                };
+                let held = match &**args {
+                    [a, b] => holds(&a.eval(scope), &b.eval(scope)),
+                    [a, b, c] => {
+                        let b = b.eval(scope);
+                        holds(&a.eval(scope), &b) && holds(&b, &c.eval(scope))
+                    }
+                    _ => false,
+                };
+                bool_cow(held)
+            }
+            _ => self.eval_rare(scope),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_rare<'a>(&'a self, scope: &Scope<'a>) -> Cow<'a, Value> {
+        let null = || Cow::Owned(Value::Null);
+        match self {
+            Expr::Array(items) => Cow::Owned(Value::Array(
+                items.iter().map(|i| i.eval(scope).into_owned()).collect(),
+            )),
+            Expr::VarDyn(path, default) => {
+                let p = path.eval(scope);
+                let dotted = to_text(&p);
+                let path = Path::parse(&dotted);
+                let found = match scope.data {
+                    Data::Root => scope.ctx.lookup(&path).cloned(),
+                    Data::Item(v) => descend(v, &path.segments).cloned(),
+                };
+                match (found, default) {
+                    (Some(v), _) if !v.is_null() => Cow::Owned(v),
+                    (_, Some(d)) => d.eval(scope),
+                    _ => null(),
+                }
+            }
+            Expr::Data => match scope.data {
+                Data::Root => Cow::Owned(scope.ctx.to_json()),
+                Data::Item(v) => Cow::Borrowed(v),
+            },
+            Expr::Timestamp => scope
+                .ctx
+                .timestamp()
+                .map_or_else(null, |t| Cow::Owned(Value::from(t))),
+            Expr::FlagdObject(key) => {
+                let mut m = Map::new();
+                m.insert("flagKey".into(), Value::String(key.to_string()));
+                if let Some(t) = scope.ctx.timestamp() {
+                    m.insert("timestamp".into(), Value::from(t));
+                }
+                Cow::Owned(Value::Object(m))
+            }
+            Expr::Missing(args) => {
+                let keys = flatten_keys(args, scope);
+                Cow::Owned(Value::Array(missing_keys(&keys, scope)))
+            }
+            Expr::MissingSome(need, keys) => {
+                let need = to_number(&need.eval(scope));
+                let keys = keys.eval(scope);
+                let keys: Vec<Value> = match &*keys {
+                    Value::Array(items) => items.clone(),
+                    other => vec![other.clone()],
+                };
+                let missing = missing_keys(&keys, scope);
+                let present = (keys.len() - missing.len()) as f64;
+                Cow::Owned(Value::Array(if present >= need {
+                    Vec::new()
+                } else {
+                    missing
+                }))
+            }
+            Expr::Arith(op, args) => arith(*op, args, scope),
             Expr::Cat(args) => {
                 let mut s = String::new();
                 for a in args.iter() {
@@ -807,10 +840,7 @@ impl Expr {
                         .any(|i| truthy(&body.eval(&scope.item(i)))),
                 )
             }
-            Expr::Fractional(f) => f.eval(scope),
-            Expr::SemVer(args) => sem_ver(args, scope),
-            Expr::StartsWith(args) => string_test(args, scope, |s, p| s.starts_with(p)),
-            Expr::EndsWith(args) => string_test(args, scope, |s, p| s.ends_with(p)),
+            _ => null(),
         }
     }
 }

@@ -142,18 +142,8 @@ pub fn compile(doc: &FlagdDocument) -> Result<Compiled, Problems> {
     if !c.problems.is_empty() {
         return Err(Problems(c.problems));
     }
-    let index = flags
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key.clone(), i as u32))
-        .collect();
     Ok(Compiled {
-        snapshot: Snapshot {
-            flags: flags.into_boxed_slice(),
-            index,
-            segments: Box::new([]),
-            bucketing: doc.bucketing,
-        },
+        snapshot: Snapshot::new(flags, Vec::new(), doc.bucketing),
         warnings,
     })
 }

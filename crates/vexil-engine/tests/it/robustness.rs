@@ -181,3 +181,25 @@ fn oversized_regexes_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn large_contexts_are_indexed_and_still_found() {
+    let mut attrs = serde_json::Map::new();
+    for i in 0..40 {
+        attrs.insert(format!("attr{i}"), json!(i));
+    }
+    attrs.insert("country".into(), json!("CA"));
+    let ctx = Context::from_json(Value::Object(attrs))
+        .unwrap()
+        .with("late", "yes");
+    assert_eq!(ctx.get("attr39"), Some(&json!(39)));
+    assert_eq!(ctx.get("late"), Some(&json!("yes")));
+    assert_eq!(ctx.get("nope"), None);
+    let doc = json!({"flags": {"f": {"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"},
+        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["CA"]}, {"attribute": "late", "op": "exists"}], "serve": {"variant": "on"}}]}}});
+    let snapshot = load(&doc.to_string(), Format::Native).unwrap().snapshot;
+    assert_eq!(
+        snapshot.evaluate("f", &ctx, ValueType::Bool).value,
+        Some(&json!(true))
+    );
+}
