@@ -1,1 +1,128 @@
-fn main() {}
+//! The `vexil` binary: command-line parsing and dispatch. Everything below
+//! `main` gets its inputs as arguments; only this file reads the process
+//! environment and the clock.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Vexil: feature flags with targeting rules and percentage rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "vexil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate one flag from a flag file for a context and print the result
+    /// as JSON (exit status 1 when the evaluation ends in an error).
+    Eval(EvalArgs),
+    /// Validate a flag file and print every problem with its place (exit
+    /// status 1 when there is any).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// Flag file: native or flagd format, JSON or YAML.
+    #[arg(long, env = "VEXIL_FLAGS")]
+    flags: PathBuf,
+    /// Key of the flag to evaluate.
+    #[arg(long)]
+    flag: String,
+    /// Evaluation context as a JSON object, e.g. '{"targetingKey":"u1","plan":"pro"}'.
+    #[arg(long, default_value = "{}")]
+    context: String,
+    /// The type the caller expects; a flag of another type gives TYPE_MISMATCH.
+    #[arg(long = "type", value_enum, default_value_t = TypeArg::Any)]
+    value_type: TypeArg,
+    /// Document format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// Flag file: native or flagd format, JSON or YAML.
+    file: PathBuf,
+    /// Document format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TypeArg {
+    Any,
+    Bool,
+    String,
+    Int,
+    Float,
+    Object,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    Native,
+    Flagd,
+}
+
+impl From<TypeArg> for vexil_engine::ValueType {
+    fn from(t: TypeArg) -> Self {
+        use vexil_engine::ValueType as V;
+        match t {
+            TypeArg::Any => V::Any,
+            TypeArg::Bool => V::Bool,
+            TypeArg::String => V::String,
+            TypeArg::Int => V::Int,
+            TypeArg::Float => V::Float,
+            TypeArg::Object => V::Object,
+        }
+    }
+}
+
+impl From<FormatArg> for vexil_engine::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Auto => vexil_engine::Format::Auto,
+            FormatArg::Native => vexil_engine::Format::Native,
+            FormatArg::Flagd => vexil_engine::Format::Flagd,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => commands::eval(&commands::EvalInput {
+            flags: &args.flags,
+            flag: &args.flag,
+            context: &args.context,
+            value_type: args.value_type.into(),
+            format: args.format.into(),
+            now: unix_now(),
+        }),
+        Command::Validate(args) => commands::validate(&args.file, args.format.into()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for `$flagd.timestamp`.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

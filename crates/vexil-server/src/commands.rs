@@ -1,0 +1,80 @@
+//! The one-shot commands: `eval` and `validate`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use vexil_engine::{Context, Format, LoadError, Reason, ValueType, load};
+
+use crate::output::evaluation_json;
+
+/// What `vexil eval` needs.
+pub(crate) struct EvalInput<'a> {
+    pub(crate) flags: &'a Path,
+    pub(crate) flag: &'a str,
+    pub(crate) context: &'a str,
+    pub(crate) value_type: ValueType,
+    pub(crate) format: Format,
+    /// Evaluation time, seconds since the Unix epoch.
+    pub(crate) now: i64,
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read flag file {}", path.display()))
+}
+
+/// Evaluates one flag and prints the result as one JSON object.
+pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
+    let text = read(input.flags)?;
+    let compiled = load(&text, input.format).map_err(|e| load_error(input.flags, &e))?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {}: {w}", input.flags.display());
+    }
+    let ctx = Context::from_json_str(input.context)
+        .context("invalid --context")?
+        .with_timestamp(input.now);
+    let eval = compiled.snapshot.evaluate(input.flag, &ctx, input.value_type);
+    println!("{}", evaluation_json(input.flag, &eval));
+    Ok(if eval.reason == Reason::Error {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Validates a flag file, printing every problem.
+pub(crate) fn validate(path: &Path, format: Format) -> Result<ExitCode> {
+    let text = read(path)?;
+    match load(&text, format) {
+        Ok(compiled) => {
+            for w in &compiled.warnings {
+                println!("{}: warning: {w}", path.display());
+            }
+            println!(
+                "{}: ok, {} flag{}",
+                path.display(),
+                compiled.snapshot.len(),
+                if compiled.snapshot.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let problems = e.problems();
+            for p in &problems {
+                println!("{}: {p}", path.display());
+            }
+            println!(
+                "{}: {} problem{}",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn load_error(path: &Path, e: &LoadError) -> anyhow::Error {
+    let lines: Vec<String> = e.problems().iter().map(|p| format!("\n  {p}")).collect();
+    anyhow::anyhow!("invalid flag file {}:{}", path.display(), lines.concat())
+}

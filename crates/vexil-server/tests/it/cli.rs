@@ -1,0 +1,122 @@
+//! `vexil eval` and `vexil validate`, run as a user would.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn examples(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
+
+/// Runs `vexil` with `args`; returns (exit code, stdout, stderr).
+fn vexil(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vexil")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn eval_json(args: &[&str]) -> (i32, Value) {
+    let (code, stdout, stderr) = vexil(args);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    (code, value)
+}
+
+#[test]
+fn eval_prints_one_json_result() {
+    let flags = examples("flags.yaml");
+    let (code, out) = eval_json(&[
+        "eval",
+        "--flags",
+        flags.to_str().unwrap(),
+        "--flag",
+        "new-checkout",
+        "--context",
+        r#"{"targetingKey": "user-42"}"#,
+        "--type",
+        "bool",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        json!({"key": "new-checkout", "value": true, "variant": "on", "reason": "TARGETING_MATCH", "metadata": {}})
+    );
+}
+
+#[test]
+fn eval_reads_flagd_files() {
+    let flags = examples("flagd.json");
+    let flags = flags.to_str().unwrap();
+    let (code, out) = eval_json(&["eval", "--flags", flags, "--flag", "header-color"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        json!({"key": "header-color", "value": "#1f6feb", "variant": "blue", "reason": "STATIC",
+               "metadata": {"team": "payments", "owner": "web"}})
+    );
+    let (code, out) = eval_json(&["eval", "--flags", flags, "--flag", "legacy-banner"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, json!({"key": "legacy-banner", "reason": "DISABLED", "metadata": {"team": "payments"}}));
+}
+
+#[test]
+fn evaluation_errors_exit_1_with_code_and_details() {
+    let flags = examples("flags.yaml");
+    let (code, out) = eval_json(&["eval", "--flags", flags.to_str().unwrap(), "--flag", "max-cart-items", "--type", "string"]);
+    assert_eq!(code, 1);
+    assert_eq!(out["errorCode"], "TYPE_MISMATCH");
+    assert_eq!(out["errorDetails"], "flag `max-cart-items` is of type number, not string");
+    assert!(out.get("value").is_none());
+}
+
+#[test]
+fn bad_context_and_bad_files_get_clear_messages() {
+    let flags = examples("flags.yaml");
+    let (code, stdout, stderr) =
+        vexil(&["eval", "--flags", flags.to_str().unwrap(), "--flag", "x", "--context", r#"{"targetingKey": 5}"#]);
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert_eq!(stderr.trim(), "error: invalid --context: `targetingKey` must be a string, found number");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: b}\n").unwrap();
+    let (code, _, stderr) = vexil(&["eval", "--flags", broken.to_str().unwrap(), "--flag", "f"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/flags/f/defaultServe/variant: unknown variant `b`"), "{stderr}");
+
+    let (code, _, stderr) = vexil(&["eval", "--flags", "/nonexistent/flags.json", "--flag", "f"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read flag file /nonexistent/flags.json"), "{stderr}");
+}
+
+#[test]
+fn validate_lists_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.json");
+    std::fs::write(
+        &file,
+        r#"{"flags": {
+            "a": {"variants": {"on": true, "off": 3}, "defaultServe": {"variant": "on"}},
+            "b": {"variants": {"x": "1"}, "defaultServe": {"rollout": {"weights": {"x": 90}}}}
+        }}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, stdout, _) = vexil(&["validate", path]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stdout,
+        format!(
+            "{path}: /flags/a/variants/off: variant value must be of the flag's type boolean, found number\n\
+             {path}: /flags/b/defaultServe/rollout/weights: weights add up to 90%, not 100%\n\
+             {path}: 2 problems\n"
+        )
+    );
+    let good = examples("flags.yaml");
+    let (code, stdout, _) = vexil(&["validate", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.ends_with("ok, 3 flags\n"), "{stdout}");
+}

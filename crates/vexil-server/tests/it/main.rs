@@ -1,0 +1,3 @@
+//! Tests of the real `vexil` binary.
+
+mod cli;
