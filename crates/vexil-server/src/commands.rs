@@ -20,7 +20,8 @@ pub(crate) struct EvalInput<'a> {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read flag file {}", path.display()))
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read flag file {}", path.display()))
 }
 
 /// Evaluates one flag and prints the result as one JSON object.
@@ -33,7 +34,9 @@ pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     let ctx = Context::from_json_str(input.context)
         .context("invalid --context")?
         .with_timestamp(input.now);
-    let eval = compiled.snapshot.evaluate(input.flag, &ctx, input.value_type);
+    let eval = compiled
+        .snapshot
+        .evaluate(input.flag, &ctx, input.value_type);
     println!("{}", evaluation_json(input.flag, &eval));
     Ok(if eval.reason == Reason::Error {
         ExitCode::from(1)
@@ -54,7 +57,11 @@ pub(crate) fn validate(path: &Path, format: Format) -> Result<ExitCode> {
                 "{}: ok, {} flag{}",
                 path.display(),
                 compiled.snapshot.len(),
-                if compiled.snapshot.len() == 1 { "" } else { "s" }
+                if compiled.snapshot.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 //! [`Snapshot`] as native documents, with flagd's evaluation semantics.
 //!
 //! Targeting is JsonLogic, compiled once per flag (after `$ref`
-//! substitution) by [`logic`]. Targeting that cannot be compiled does not
+//! substitution) by the `logic` module. Targeting that cannot be compiled does not
 //! reject the file: that flag's evaluations report PARSE_ERROR, as in
 //! flagd, and the problem is returned as a warning.
 

@@ -28,12 +28,18 @@ fn matched_name(m: Matched) -> String {
     }
 }
 
-/// Runs one fixture file; returns the failures, one line each.
-fn run(path: &PathBuf) -> (usize, Vec<String>) {
+/// Runs one fixture file, its document given as JSON or as YAML; returns
+/// the failures, one line each.
+fn run(path: &PathBuf, yaml: bool) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap();
     let fixture: Value = serde_json::from_str(&text).unwrap();
-    let doc = serde_json::to_string(&fixture["document"]).unwrap();
-    let compiled = load(&doc, Format::Auto).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = if yaml {
+        serde_yaml_ng::to_string(&fixture["document"]).unwrap()
+    } else {
+        serde_json::to_string(&fixture["document"]).unwrap()
+    };
+    let compiled = load(&doc, Format::Auto)
+        .unwrap_or_else(|e| panic!("{} (yaml: {yaml}): {e}", path.display()));
     let snapshot = compiled.snapshot;
     let cases = fixture["cases"].as_array().unwrap();
     let mut failures = Vec::new();
@@ -115,9 +121,11 @@ fn conformance_fixtures() {
     let mut total = 0;
     let mut failures = Vec::new();
     for f in &files {
-        let (n, mut fails) = run(f);
-        total += n;
-        failures.append(&mut fails);
+        for yaml in [false, true] {
+            let (n, mut fails) = run(f, yaml);
+            total += n;
+            failures.append(&mut fails);
+        }
     }
     assert!(
         failures.is_empty(),
@@ -125,5 +133,5 @@ fn conformance_fixtures() {
         failures.len(),
         failures.join("\n")
     );
-    assert!(total > 250, "only {total} cases ran");
+    assert!(total > 500, "only {total} cases ran");
 }

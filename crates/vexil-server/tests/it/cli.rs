@@ -6,12 +6,17 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 fn examples(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }
 
 /// Runs `vexil` with `args`; returns (exit code, stdout, stderr).
 fn vexil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vexil")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -59,37 +64,71 @@ fn eval_reads_flagd_files() {
     );
     let (code, out) = eval_json(&["eval", "--flags", flags, "--flag", "legacy-banner"]);
     assert_eq!(code, 0);
-    assert_eq!(out, json!({"key": "legacy-banner", "reason": "DISABLED", "metadata": {"team": "payments"}}));
+    assert_eq!(
+        out,
+        json!({"key": "legacy-banner", "reason": "DISABLED", "metadata": {"team": "payments"}})
+    );
 }
 
 #[test]
 fn evaluation_errors_exit_1_with_code_and_details() {
     let flags = examples("flags.yaml");
-    let (code, out) = eval_json(&["eval", "--flags", flags.to_str().unwrap(), "--flag", "max-cart-items", "--type", "string"]);
+    let (code, out) = eval_json(&[
+        "eval",
+        "--flags",
+        flags.to_str().unwrap(),
+        "--flag",
+        "max-cart-items",
+        "--type",
+        "string",
+    ]);
     assert_eq!(code, 1);
     assert_eq!(out["errorCode"], "TYPE_MISMATCH");
-    assert_eq!(out["errorDetails"], "flag `max-cart-items` is of type number, not string");
+    assert_eq!(
+        out["errorDetails"],
+        "flag `max-cart-items` is of type number, not string"
+    );
     assert!(out.get("value").is_none());
 }
 
 #[test]
 fn bad_context_and_bad_files_get_clear_messages() {
     let flags = examples("flags.yaml");
-    let (code, stdout, stderr) =
-        vexil(&["eval", "--flags", flags.to_str().unwrap(), "--flag", "x", "--context", r#"{"targetingKey": 5}"#]);
+    let (code, stdout, stderr) = vexil(&[
+        "eval",
+        "--flags",
+        flags.to_str().unwrap(),
+        "--flag",
+        "x",
+        "--context",
+        r#"{"targetingKey": 5}"#,
+    ]);
     assert_eq!((code, stdout.as_str()), (2, ""));
-    assert_eq!(stderr.trim(), "error: invalid --context: `targetingKey` must be a string, found number");
+    assert_eq!(
+        stderr.trim(),
+        "error: invalid --context: `targetingKey` must be a string, found number"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
-    std::fs::write(&broken, "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: b}\n").unwrap();
+    std::fs::write(
+        &broken,
+        "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: b}\n",
+    )
+    .unwrap();
     let (code, _, stderr) = vexil(&["eval", "--flags", broken.to_str().unwrap(), "--flag", "f"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("/flags/f/defaultServe/variant: unknown variant `b`"), "{stderr}");
+    assert!(
+        stderr.contains("/flags/f/defaultServe/variant: unknown variant `b`"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = vexil(&["eval", "--flags", "/nonexistent/flags.json", "--flag", "f"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("cannot read flag file /nonexistent/flags.json"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read flag file /nonexistent/flags.json"),
+        "{stderr}"
+    );
 }
 
 #[test]
