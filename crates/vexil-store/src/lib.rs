@@ -1,0 +1,86 @@
+//! Vexil's durable store: current state plus an append-only change log per
+//! environment, and API keys.
+//!
+//! Every accepted change gets the next environment version, assigned in
+//! the same transaction as the change itself, so the log has no gaps and
+//! versions order all changes of an environment. Writes name the version
+//! they were based on and fail with [`ErrorKind::Conflict`] when another
+//! writer got there first; callers re-validate and retry.
+//!
+//! One implementation, [`SqlStore`], serves both SQLite (the embedded
+//! default) and PostgreSQL (production).
+
+mod error;
+mod migrations;
+mod sql;
+mod types;
+
+pub use error::{ErrorKind, StoreError};
+pub use sql::{Backend, SqlStore};
+pub use types::{
+    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, Item, ItemKind, Mutation, NewKey,
+    Project, Scope,
+};
+
+use async_trait::async_trait;
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store interface the server uses; see [`SqlStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending schema migrations; returns the schema version.
+    async fn migrate(&self) -> Result<i64>;
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a project.
+    async fn create_project(&self, key: &str, name: &str, now: i64) -> Result<Project>;
+    /// All projects, by key.
+    async fn projects(&self) -> Result<Vec<Project>>;
+    /// A project by key.
+    async fn project(&self, key: &str) -> Result<Project>;
+
+    /// Creates an environment in a project.
+    async fn create_environment(
+        &self,
+        project_id: i64,
+        key: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<Environment>;
+    /// Environments, of one project or of all.
+    async fn environments(&self, project_id: Option<i64>) -> Result<Vec<Environment>>;
+    /// An environment by project and environment key.
+    async fn environment(&self, project_key: &str, env_key: &str) -> Result<Environment>;
+
+    /// The current state of an environment: its version and every flag
+    /// and segment (archived ones included).
+    async fn load(&self, env_id: i64) -> Result<EnvState>;
+    /// Applies mutations as one change: the environment moves from
+    /// `based_on` to `based_on + 1`, or nothing happens and the error is
+    /// [`ErrorKind::Conflict`]. Returns the new version.
+    async fn commit(
+        &self,
+        env_id: i64,
+        based_on: i64,
+        actor: &str,
+        mutations: &[Mutation],
+        now: i64,
+    ) -> Result<i64>;
+    /// Change log entries, oldest first.
+    async fn changes(&self, env_id: i64, filter: &ChangeFilter) -> Result<Vec<Change>>;
+    /// (environment id, version) of every environment: how other instances'
+    /// writes are noticed.
+    async fn versions(&self) -> Result<Vec<(i64, i64)>>;
+
+    /// Stores a new API key (its hash only).
+    async fn create_key(&self, key: &NewKey) -> Result<ApiKey>;
+    /// All API keys, revoked ones included.
+    async fn keys(&self) -> Result<Vec<ApiKey>>;
+    /// The key with this hash, if any.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    /// Marks a key revoked.
+    async fn revoke_key(&self, id: i64, now: i64) -> Result<ApiKey>;
+}

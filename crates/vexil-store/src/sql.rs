@@ -1,0 +1,599 @@
+//! [`SqlStore`]: the store over SQLite or PostgreSQL through sqlx's `Any`
+//! driver. The SQL is shared; only the schema differs per backend.
+
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::migrations::MIGRATIONS;
+use crate::{
+    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
+    Mutation, NewKey, Project, Result, Scope, Store, StoreError,
+};
+
+/// Most change log entries returned by one read.
+const MAX_CHANGES: i64 = 1000;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The store over a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database `vexil.db` in `dir`.
+    ///
+    /// Durability: WAL journal with `synchronous = FULL`, so a write that
+    /// returned is on disk and survives a crash of the process or machine.
+    /// One connection: writes are serialised, which also rules out
+    /// `SQLITE_BUSY` between our own connections.
+    pub async fn open_sqlite(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError {
+            kind: ErrorKind::Unavailable,
+            message: format!("cannot create data directory {}", dir.display()),
+            source: Some(Box::new(e)),
+        })?;
+        let file = dir.join("vexil.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        install_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| {
+                StoreError::db(
+                    &format!("cannot open SQLite database {}", file.display()),
+                    e,
+                )
+            })?;
+        Ok(SqlStore {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    /// Connects to PostgreSQL.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self> {
+        install_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::db("cannot connect to PostgreSQL", e))?;
+        Ok(SqlStore {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn environment_by_id(&self, env_id: i64) -> Result<Environment> {
+        let row = sqlx::query(&format!("{ENV_SELECT} WHERE e.id = $1"))
+            .bind(env_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read environment", e))?
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::NotFound,
+                    format!("environment {env_id} not found"),
+                )
+            })?;
+        env_from(&row)
+    }
+}
+
+const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.key AS project_key, e.key, e.name, e.version, e.created_at \
+     FROM environments e JOIN projects p ON p.id = e.project_id";
+
+fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(col)
+        .map_err(|e| StoreError::db(&format!("cannot read column {col}"), e))
+}
+
+fn json_of(text: Option<String>) -> Result<Option<Value>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError {
+            kind: ErrorKind::Internal,
+            message: "stored JSON is corrupt".into(),
+            source: Some(Box::new(e)),
+        })
+    })
+    .transpose()
+}
+
+fn project_from(row: &AnyRow) -> Result<Project> {
+    Ok(Project {
+        id: get(row, "id")?,
+        key: get(row, "key")?,
+        name: get(row, "name")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn env_from(row: &AnyRow) -> Result<Environment> {
+    Ok(Environment {
+        id: get(row, "id")?,
+        project_id: get(row, "project_id")?,
+        project_key: get(row, "project_key")?,
+        key: get(row, "key")?,
+        name: get(row, "name")?,
+        version: get(row, "version")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+fn key_from(row: &AnyRow) -> Result<ApiKey> {
+    let scope: String = get(row, "scope")?;
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        scope: Scope::parse(&scope).ok_or_else(|| {
+            StoreError::new(
+                ErrorKind::Internal,
+                format!("unknown stored scope `{scope}`"),
+            )
+        })?,
+        project_id: get(row, "project_id")?,
+        environment_id: get(row, "environment_id")?,
+        created_at: get(row, "created_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+fn kind_of(s: &str) -> Result<ItemKind> {
+    ItemKind::parse(s)
+        .ok_or_else(|| StoreError::new(ErrorKind::Internal, format!("unknown stored kind `{s}`")))
+}
+
+const KEY_SELECT: &str = "SELECT id, name, prefix, scope, project_id, environment_id, created_at, revoked_at FROM api_keys";
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn migrate(&self) -> Result<i64> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::db("cannot begin migration", e))?;
+        if self.backend == Backend::Postgres {
+            // Instances starting together migrate one at a time.
+            tx.execute("SELECT pg_advisory_xact_lock(7356912)")
+                .await
+                .map_err(|e| StoreError::db("cannot lock for migration", e))?;
+        }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(|e| StoreError::db("cannot create schema_migrations", e))?;
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::db("cannot read schema version", e))
+                .and_then(|row| get(&row, "v"))?;
+        let mut version = current;
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                tx.execute(statement).await.map_err(|e| {
+                    StoreError::db(&format!("migration {} ({}) failed", m.version, m.name), e)
+                })?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(0_i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::db("cannot record migration", e))?;
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "applied schema migration"
+            );
+            version = m.version;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("cannot commit migration", e))?;
+        Ok(version)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::db("store does not answer", e))
+    }
+
+    async fn create_project(&self, key: &str, name: &str, now: i64) -> Result<Project> {
+        let row = sqlx::query("INSERT INTO projects (key, name, created_at) VALUES ($1, $2, $3) RETURNING id, key, name, created_at")
+            .bind(key)
+            .bind(name)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::db(&format!("cannot create project `{key}`"), e))?;
+        project_from(&row)
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>> {
+        let rows = sqlx::query("SELECT id, key, name, created_at FROM projects ORDER BY key")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot list projects", e))?;
+        rows.iter().map(project_from).collect()
+    }
+
+    async fn project(&self, key: &str) -> Result<Project> {
+        let row = sqlx::query("SELECT id, key, name, created_at FROM projects WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read project", e))?
+            .ok_or_else(|| {
+                StoreError::new(ErrorKind::NotFound, format!("project `{key}` not found"))
+            })?;
+        project_from(&row)
+    }
+
+    async fn create_environment(
+        &self,
+        project_id: i64,
+        key: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<Environment> {
+        let row = sqlx::query(
+            "INSERT INTO environments (project_id, key, name, version, created_at) VALUES ($1, $2, $3, 0, $4) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(key)
+        .bind(name)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::db(&format!("cannot create environment `{key}`"), e))?;
+        self.environment_by_id(get(&row, "id")?).await
+    }
+
+    async fn environments(&self, project_id: Option<i64>) -> Result<Vec<Environment>> {
+        let rows = match project_id {
+            Some(p) => {
+                sqlx::query(&format!(
+                    "{ENV_SELECT} WHERE e.project_id = $1 ORDER BY e.id"
+                ))
+                .bind(p)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(&format!("{ENV_SELECT} ORDER BY e.id"))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| StoreError::db("cannot list environments", e))?;
+        rows.iter().map(env_from).collect()
+    }
+
+    async fn environment(&self, project_key: &str, env_key: &str) -> Result<Environment> {
+        let row = sqlx::query(&format!("{ENV_SELECT} WHERE p.key = $1 AND e.key = $2"))
+            .bind(project_key)
+            .bind(env_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read environment", e))?
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::NotFound,
+                    format!("environment `{env_key}` not found in project `{project_key}`"),
+                )
+            })?;
+        env_from(&row)
+    }
+
+    async fn load(&self, env_id: i64) -> Result<EnvState> {
+        // One transaction, so the version and the items agree.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::db("cannot begin read", e))?;
+        let row = sqlx::query(&format!("{ENV_SELECT} WHERE e.id = $1"))
+            .bind(env_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| StoreError::db("cannot read environment", e))?
+            .ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::NotFound,
+                    format!("environment {env_id} not found"),
+                )
+            })?;
+        let env = env_from(&row)?;
+        let rows = sqlx::query(
+            "SELECT kind, key, definition, version, archived, updated_at FROM items WHERE environment_id = $1 ORDER BY kind, key",
+        )
+        .bind(env_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| StoreError::db("cannot read flags", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("cannot end read", e))?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: String = get(row, "kind")?;
+            let archived: i64 = get(row, "archived")?;
+            items.push(Item {
+                kind: kind_of(&kind)?,
+                key: get(row, "key")?,
+                definition: json_of(Some(get(row, "definition")?))?.unwrap_or(Value::Null),
+                version: get(row, "version")?,
+                archived: archived != 0,
+                updated_at: get(row, "updated_at")?,
+            });
+        }
+        Ok(EnvState { env, items })
+    }
+
+    async fn commit(
+        &self,
+        env_id: i64,
+        based_on: i64,
+        actor: &str,
+        mutations: &[Mutation],
+        now: i64,
+    ) -> Result<i64> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::db("cannot begin write", e))?;
+        let bumped = sqlx::query(
+            "UPDATE environments SET version = version + 1 WHERE id = $1 AND version = $2",
+        )
+        .bind(env_id)
+        .bind(based_on)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::db("cannot bump environment version", e))?;
+        if bumped.rows_affected() != 1 {
+            return Err(StoreError::new(
+                ErrorKind::Conflict,
+                format!("environment {env_id} changed since version {based_on}"),
+            ));
+        }
+        let version = based_on + 1;
+        for (seq, m) in mutations.iter().enumerate() {
+            match &m.after {
+                Some(def) => {
+                    sqlx::query(
+                        "INSERT INTO items (environment_id, kind, key, definition, version, archived, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (environment_id, kind, key) DO UPDATE SET \
+                         definition = excluded.definition, version = excluded.version, \
+                         archived = excluded.archived, updated_at = excluded.updated_at",
+                    )
+                    .bind(env_id)
+                    .bind(m.kind.as_str())
+                    .bind(&m.key)
+                    .bind(def.to_string())
+                    .bind(version)
+                    .bind(i64::from(m.archived))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::db(&format!("cannot write {} `{}`", m.kind.as_str(), m.key), e))?;
+                }
+                None => {
+                    sqlx::query(
+                        "DELETE FROM items WHERE environment_id = $1 AND kind = $2 AND key = $3",
+                    )
+                    .bind(env_id)
+                    .bind(m.kind.as_str())
+                    .bind(&m.key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        StoreError::db(&format!("cannot delete {} `{}`", m.kind.as_str(), m.key), e)
+                    })?;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO changes (environment_id, version, seq, at, actor, kind, key, action, before, after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(env_id)
+            .bind(version)
+            .bind(seq as i64)
+            .bind(now)
+            .bind(actor)
+            .bind(m.kind.as_str())
+            .bind(&m.key)
+            .bind(m.action.as_str())
+            .bind(m.before.as_ref().map(Value::to_string))
+            .bind(m.after.as_ref().map(Value::to_string))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::db("cannot append to the change log", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("cannot commit change", e))?;
+        Ok(version)
+    }
+
+    async fn changes(&self, env_id: i64, filter: &ChangeFilter) -> Result<Vec<Change>> {
+        let limit = if filter.limit <= 0 {
+            MAX_CHANGES
+        } else {
+            filter.limit.min(MAX_CHANGES)
+        };
+        let cols = "SELECT version, at, actor, kind, key, action, before, after FROM changes";
+        let rows = match &filter.item {
+            Some((kind, key)) => sqlx::query(&format!(
+                "{cols} WHERE environment_id = $1 AND version > $2 AND kind = $3 AND key = $4 ORDER BY version, seq LIMIT $5"
+            ))
+            .bind(env_id)
+            .bind(filter.after_version)
+            .bind(kind.as_str())
+            .bind(key.as_str())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await,
+            None => sqlx::query(&format!(
+                "{cols} WHERE environment_id = $1 AND version > $2 ORDER BY version, seq LIMIT $3"
+            ))
+            .bind(env_id)
+            .bind(filter.after_version)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await,
+        }
+        .map_err(|e| StoreError::db("cannot read the change log", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind: String = get(row, "kind")?;
+            let action: String = get(row, "action")?;
+            out.push(Change {
+                version: get(row, "version")?,
+                at: get(row, "at")?,
+                actor: get(row, "actor")?,
+                kind: kind_of(&kind)?,
+                key: get(row, "key")?,
+                action: Action::parse(&action).ok_or_else(|| {
+                    StoreError::new(
+                        ErrorKind::Internal,
+                        format!("unknown stored action `{action}`"),
+                    )
+                })?,
+                before: json_of(get(row, "before")?)?,
+                after: json_of(get(row, "after")?)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn versions(&self) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query("SELECT id, version FROM environments ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read environment versions", e))?;
+        rows.iter()
+            .map(|r| Ok((get(r, "id")?, get(r, "version")?)))
+            .collect()
+    }
+
+    async fn create_key(&self, key: &NewKey) -> Result<ApiKey> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (name, key_hash, prefix, scope, project_id, environment_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(&key.name)
+        .bind(&key.hash)
+        .bind(&key.prefix)
+        .bind(key.scope.as_str())
+        .bind(key.project_id)
+        .bind(key.environment_id)
+        .bind(key.now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::db("cannot store API key", e))?;
+        let id: i64 = get(&row, "id")?;
+        let row = sqlx::query(&format!("{KEY_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read API key", e))?;
+        key_from(&row)
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!("{KEY_SELECT} ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot list API keys", e))?;
+        rows.iter().map(key_from).collect()
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(&format!("{KEY_SELECT} WHERE key_hash = $1"))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read API key", e))?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    async fn revoke_key(&self, id: i64, now: i64) -> Result<ApiKey> {
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot revoke API key", e))?;
+        let row = sqlx::query(&format!("{KEY_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::db("cannot read API key", e))?
+            .ok_or_else(|| {
+                StoreError::new(ErrorKind::NotFound, format!("API key {id} not found"))
+            })?;
+        key_from(&row)
+    }
+}

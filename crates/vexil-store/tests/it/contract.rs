@@ -1,0 +1,265 @@
+//! What every store must do.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vexil_store::{Action, ChangeFilter, ErrorKind, ItemKind, Mutation, NewKey, Scope, Store};
+use vexil_test_support::{TestStore, all};
+
+fn flag(key: &str, on: bool) -> Mutation {
+    Mutation {
+        kind: ItemKind::Flag,
+        key: key.into(),
+        action: Action::Create,
+        before: None,
+        after: Some(
+            json!({"variants": {"on": true, "off": false}, "enabled": on, "defaultServe": {"variant": "on"}}),
+        ),
+        archived: false,
+    }
+}
+
+async fn for_each_store<F, Fut>(test: F)
+where
+    F: Fn(TestStore) -> Fut,
+    Fut: std::future::Future<Output = TestStore>,
+{
+    for t in all().await {
+        let name = t.name;
+        t.store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: migrate: {e}"));
+        let t = test(t).await;
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    for_each_store(|t| async move {
+        let v1 = t.store.migrate().await.unwrap();
+        let v2 = t.store.migrate().await.unwrap();
+        assert_eq!(v1, v2, "{}", t.name);
+        assert!(v1 >= 1);
+        t.store.ping().await.unwrap();
+        t
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn projects_and_environments() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let p = s.create_project("shop", "Shop", 1).await.unwrap();
+        assert_eq!(
+            s.create_project("shop", "Again", 2).await.unwrap_err().kind,
+            ErrorKind::AlreadyExists,
+            "{}",
+            t.name
+        );
+        assert_eq!(s.project("shop").await.unwrap(), p);
+        assert_eq!(
+            s.project("nope").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        let dev = s
+            .create_environment(p.id, "development", "Development", 3)
+            .await
+            .unwrap();
+        let prod = s
+            .create_environment(p.id, "production", "Production", 4)
+            .await
+            .unwrap();
+        assert_eq!((dev.version, dev.project_key.as_str()), (0, "shop"));
+        assert_eq!(
+            s.create_environment(p.id, "production", "x", 5)
+                .await
+                .unwrap_err()
+                .kind,
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            s.environments(Some(p.id)).await.unwrap(),
+            vec![dev.clone(), prod.clone()]
+        );
+        assert_eq!(s.environment("shop", "production").await.unwrap(), prod);
+        assert_eq!(
+            s.environment("shop", "staging").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(s.projects().await.unwrap(), vec![p]);
+        t
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn commits_are_versioned_logged_and_conflict_checked() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let p = s.create_project("p", "P", 1).await.unwrap();
+        let env = s.create_environment(p.id, "dev", "Dev", 1).await.unwrap();
+        let v1 = s
+            .commit(env.id, 0, "alice", &[flag("a", true), flag("b", false)], 10)
+            .await
+            .unwrap();
+        assert_eq!(v1, 1);
+        // A write based on an old version changes nothing.
+        let err = s
+            .commit(env.id, 0, "bob", &[flag("c", true)], 11)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{}", t.name);
+        let mut update = flag("a", false);
+        update.action = Action::Toggle;
+        update.before = flag("a", true).after;
+        let v2 = s.commit(env.id, 1, "bob", &[update], 12).await.unwrap();
+        assert_eq!(v2, 2);
+        let delete = Mutation {
+            kind: ItemKind::Flag,
+            key: "b".into(),
+            action: Action::Delete,
+            before: flag("b", false).after,
+            after: None,
+            archived: false,
+        };
+        assert_eq!(
+            s.commit(env.id, 2, "carol", &[delete], 13).await.unwrap(),
+            3
+        );
+
+        let state = s.load(env.id).await.unwrap();
+        assert_eq!(state.env.version, 3);
+        let keys: Vec<(&str, i64)> = state
+            .items
+            .iter()
+            .map(|i| (i.key.as_str(), i.version))
+            .collect();
+        assert_eq!(keys, [("a", 2)]);
+        assert_eq!(state.items[0].definition["enabled"], json!(false));
+
+        let log = s.changes(env.id, &ChangeFilter::default()).await.unwrap();
+        let summary: Vec<(i64, &str, &str, Action)> = log
+            .iter()
+            .map(|c| (c.version, c.actor.as_str(), c.key.as_str(), c.action))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, "alice", "a", Action::Create),
+                (1, "alice", "b", Action::Create),
+                (2, "bob", "a", Action::Toggle),
+                (3, "carol", "b", Action::Delete)
+            ]
+        );
+        assert_eq!(log[2].before.as_ref().unwrap()["enabled"], json!(true));
+        assert_eq!(log[3].after, None);
+        let only_a = s
+            .changes(
+                env.id,
+                &ChangeFilter {
+                    item: Some((ItemKind::Flag, "a".into())),
+                    after_version: 1,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(only_a.len(), 1);
+        assert_eq!(only_a[0].version, 2);
+        assert_eq!(s.versions().await.unwrap(), [(env.id, 3)]);
+        t
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_never_lose_a_change_and_leave_no_gaps() {
+    for_each_store(|t| async move {
+        let store = Arc::new(t.store.clone());
+        let p = store.create_project("p", "P", 1).await.unwrap();
+        let env = store
+            .create_environment(p.id, "dev", "Dev", 1)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    loop {
+                        let based_on = store.load(env.id).await.unwrap().env.version;
+                        match store
+                            .commit(
+                                env.id,
+                                based_on,
+                                &format!("w{w}"),
+                                &[flag(&format!("f{w}-{i}"), true)],
+                                1,
+                            )
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(e) if e.kind == ErrorKind::Conflict => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let state = store.load(env.id).await.unwrap();
+        assert_eq!(state.env.version, 80, "{}", t.name);
+        assert_eq!(state.items.len(), 80);
+        let log = store
+            .changes(env.id, &ChangeFilter::default())
+            .await
+            .unwrap();
+        let versions: Vec<i64> = log.iter().map(|c| c.version).collect();
+        assert_eq!(versions, (1..=80).collect::<Vec<_>>());
+        t
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_by_hash_and_revocable() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let p = s.create_project("p", "P", 1).await.unwrap();
+        let env = s.create_environment(p.id, "dev", "Dev", 1).await.unwrap();
+        let new = NewKey {
+            name: "edge-eu".into(),
+            hash: "ab".repeat(32),
+            prefix: "vxs_abcd".into(),
+            scope: Scope::Server,
+            project_id: Some(p.id),
+            environment_id: Some(env.id),
+            now: 5,
+        };
+        let key = s.create_key(&new).await.unwrap();
+        assert_eq!(
+            (key.scope, key.environment_id, key.revoked_at),
+            (Scope::Server, Some(env.id), None)
+        );
+        assert_eq!(
+            s.create_key(&new).await.unwrap_err().kind,
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(s.key_by_hash(&new.hash).await.unwrap(), Some(key.clone()));
+        assert_eq!(s.key_by_hash("00").await.unwrap(), None);
+        let revoked = s.revoke_key(key.id, 9).await.unwrap();
+        assert_eq!(revoked.revoked_at, Some(9));
+        assert_eq!(s.keys().await.unwrap(), vec![revoked]);
+        assert_eq!(
+            s.revoke_key(999, 9).await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        t
+    })
+    .await;
+}
