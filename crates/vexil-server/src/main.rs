@@ -2,8 +2,13 @@
 //! `main` gets its inputs as arguments; only this file reads the process
 //! environment and the clock.
 
+mod api;
 mod commands;
+mod config;
+mod keys;
 mod output;
+mod serve;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +25,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: admin API on the embedded SQLite store (default) or
+    /// PostgreSQL.
+    Serve(config::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
     /// Evaluate one flag from a flag file for a context and print the result
     /// as JSON (exit status 1 when the evaluation ends in an error).
     Eval(EvalArgs),
@@ -45,6 +55,16 @@ struct EvalArgs {
     /// Document format.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     format: FormatArg,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// Directory of the embedded SQLite store (used without --database-url).
+    #[arg(long, env = "VEXIL_DATA_DIR", default_value = "./vexil-data")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL.
+    #[arg(long, env = "VEXIL_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +120,8 @@ impl From<FormatArg> for vexil_engine::Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve_main(args),
+        Command::Migrate(args) => migrate_main(args),
         Command::Eval(args) => commands::eval(&commands::EvalInput {
             flags: &args.flags,
             flag: &args.flag,
@@ -117,6 +139,55 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init_logs(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VEXIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logs(args.log_format);
+    let config = args.into_config()?;
+    println!(
+        "vexil {} starting with:\n{config}",
+        env!("CARGO_PKG_VERSION")
+    );
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        serve::run(config, listener, serve::shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate_main(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    init_logs(config::LogFormat::Text);
+    let store = match args.database_url {
+        Some(url) => config::StoreConfig::Postgres(url),
+        None => config::StoreConfig::Sqlite(args.data_dir),
+    };
+    runtime()?.block_on(async {
+        let store = serve::open_store(&store).await?;
+        store.close().await;
+        anyhow::Ok(())
+    })?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Seconds since the Unix epoch, for `$flagd.timestamp`.

@@ -127,3 +127,18 @@ pub async fn all() -> Vec<TestStore> {
     }
     out
 }
+
+/// Drops a database made by [`create_database`] (best effort).
+pub async fn drop_database(db_url: &str) {
+    let Some(admin) = postgres_url() else { return };
+    let db = db_url.rsplit('/').next().unwrap_or_default().to_owned();
+    if !db.starts_with("vexil_t_") {
+        return;
+    }
+    if let Ok(pool) = sqlx::AnyPool::connect(&admin).await {
+        let _ = pool
+            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+            .await;
+        pool.close().await;
+    }
+}

@@ -1,3 +1,8 @@
-//! Tests of the real `vexil` binary.
+//! Tests of the real `vexil` binary: the CLI, and the server started on an
+//! ephemeral port and spoken to over HTTP.
 
+mod admin;
+mod auth;
 mod cli;
+mod durability;
+mod support;

@@ -1,0 +1,108 @@
+//! Who is calling: the API key from `Authorization: Bearer …` or
+//! `X-API-Key`, looked up by hash, and the scope checks routes make.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use vexil_store::{ApiKey, Environment, Project, Scope};
+
+use crate::api::error::ApiError;
+use crate::keys;
+use crate::state::AppState;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub(crate) key: ApiKey,
+}
+
+/// The secret a request carries, if any.
+pub(crate) fn secret(parts: &Parts) -> Option<&str> {
+    if let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim());
+    }
+    let auth = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+impl FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let secret = secret(parts).filter(|s| !s.is_empty()).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            )
+        })?;
+        let key = state
+            .store
+            .key_by_hash(&keys::hash(secret))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("this API key has been revoked"));
+        }
+        Ok(Principal { key })
+    }
+}
+
+impl Principal {
+    /// The name recorded as the actor of changes.
+    pub(crate) fn actor(&self) -> &str {
+        &self.key.name
+    }
+
+    /// An admin key for every project.
+    pub(crate) fn require_global_admin(&self) -> Result<(), ApiError> {
+        self.require_admin(None)?;
+        if self.key.project_id.is_some() {
+            return Err(ApiError::forbidden(
+                "this route needs an admin key that is not limited to one project",
+            ));
+        }
+        Ok(())
+    }
+
+    /// An admin key for `project` (or for every project).
+    pub(crate) fn require_admin(&self, project: Option<&Project>) -> Result<(), ApiError> {
+        if self.key.scope != Scope::Admin {
+            return Err(ApiError::forbidden(format!(
+                "this route needs an admin key; this key has scope `{}`",
+                self.key.scope.as_str()
+            )));
+        }
+        match (self.key.project_id, project) {
+            (Some(allowed), Some(p)) if allowed != p.id => Err(ApiError::forbidden(format!(
+                "this admin key is not for project `{}`",
+                p.key
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// An admin key for the environment's project.
+    pub(crate) fn require_env_admin(&self, env: &Environment) -> Result<(), ApiError> {
+        if self.key.scope != Scope::Admin {
+            return Err(ApiError::forbidden(format!(
+                "this route needs an admin key; this key has scope `{}`",
+                self.key.scope.as_str()
+            )));
+        }
+        match self.key.project_id {
+            Some(allowed) if allowed != env.project_id => Err(ApiError::forbidden(format!(
+                "this admin key is not for project `{}`",
+                env.project_key
+            ))),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! `vexil serve` configuration: command-line flags with `VEXIL_*`
+//! environment fallbacks, validated once and passed down.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `vexil serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VEXIL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Directory of the embedded SQLite store (used without --database-url).
+    #[arg(long, env = "VEXIL_DATA_DIR", default_value = "./vexil-data")]
+    pub(crate) data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…); several servers may share one database.
+    #[arg(long, env = "VEXIL_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// Admin key to accept (created in the store on first start). Without
+    /// it, a random admin key is created on first start and printed once.
+    #[arg(long, env = "VEXIL_ADMIN_KEY", hide_env_values = true)]
+    pub(crate) admin_key: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub(crate) max_body_bytes: usize,
+    /// How often to look for changes written by other servers sharing the
+    /// database, in milliseconds.
+    #[arg(long, env = "VEXIL_SYNC_INTERVAL_MS", default_value_t = 250)]
+    pub(crate) sync_interval_ms: u64,
+    /// Log format.
+    #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub(crate) enum StoreConfig {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) store: StoreConfig,
+    pub(crate) admin_key: Option<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) sync_interval: std::time::Duration,
+}
+
+impl ServeArgs {
+    /// Checks the flags and builds the configuration.
+    pub(crate) fn into_config(self) -> anyhow::Result<Config> {
+        let store = match self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreConfig::Postgres(url)
+            }
+            Some(url) => anyhow::bail!(
+                "--database-url must be a postgres:// URL, got `{}`",
+                mask_url(&url)
+            ),
+            None => StoreConfig::Sqlite(self.data_dir),
+        };
+        if let Some(k) = &self.admin_key
+            && k.len() < 16
+        {
+            anyhow::bail!("VEXIL_ADMIN_KEY must be at least 16 characters");
+        }
+        anyhow::ensure!(
+            self.max_body_bytes >= 1024,
+            "--max-body-bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.sync_interval_ms),
+            "--sync-interval-ms must be between 10 and 60000"
+        );
+        Ok(Config {
+            listen: self.listen,
+            store,
+            admin_key: self.admin_key,
+            max_body_bytes: self.max_body_bytes,
+            sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
+        })
+    }
+}
+
+/// Hides the password of a URL.
+fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:****{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  listen          {}", self.listen)?;
+        match &self.store {
+            StoreConfig::Sqlite(dir) => {
+                writeln!(f, "  store           sqlite ({})", dir.display())?
+            }
+            StoreConfig::Postgres(url) => {
+                writeln!(f, "  store           postgres ({})", mask_url(url))?
+            }
+        }
+        writeln!(
+            f,
+            "  admin key       {}",
+            if self.admin_key.is_some() {
+                "from VEXIL_ADMIN_KEY (****)"
+            } else {
+                "stored (created on first start)"
+            }
+        )?;
+        writeln!(f, "  max body bytes  {}", self.max_body_bytes)?;
+        write!(f, "  sync interval   {} ms", self.sync_interval.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:****@h:5432/db"
+        );
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(mask_url("postgres://h/db"), "postgres://h/db");
+    }
+}

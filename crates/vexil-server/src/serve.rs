@@ -1,0 +1,159 @@
+//! `vexil serve`: open the store, bootstrap an empty one, load snapshots,
+//! follow other servers' changes, and serve HTTP until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use vexil_store::{ErrorKind, Scope, SqlStore, Store};
+
+use crate::config::{Config, StoreConfig};
+use crate::keys;
+use crate::state::{AppState, now_ms};
+
+/// Opens the configured store and applies migrations.
+pub(crate) async fn open_store(config: &StoreConfig) -> anyhow::Result<SqlStore> {
+    let store = match config {
+        StoreConfig::Sqlite(dir) => SqlStore::open_sqlite(dir).await?,
+        StoreConfig::Postgres(url) => SqlStore::open_postgres(url, 16).await?,
+    };
+    let version = store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    tracing::info!(schema = version, "store ready");
+    Ok(store)
+}
+
+/// On an empty store: a `default` project with `development` and
+/// `production` environments. Makes sure an admin key exists: the one from
+/// `VEXIL_ADMIN_KEY`, or a new random one, printed once.
+async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> anyhow::Result<()> {
+    // Several servers may start together on one database: whoever creates
+    // a thing first wins, the others carry on.
+    let exists = |r: Result<(), vexil_store::StoreError>| match r {
+        Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    };
+    if store.projects().await?.is_empty() {
+        exists(
+            store
+                .create_project("default", "Default", now_ms())
+                .await
+                .map(|_| ()),
+        )?;
+        let p = store.project("default").await?;
+        for (key, name) in [("development", "Development"), ("production", "Production")] {
+            exists(
+                store
+                    .create_environment(p.id, key, name, now_ms())
+                    .await
+                    .map(|_| ()),
+            )?;
+        }
+        tracing::info!(
+            "created project `default` with environments `development` and `production`"
+        );
+    }
+    let (secret, print) = match admin_key {
+        // A key from the environment is stored once (as a hash); if it was
+        // revoked since, it stays revoked.
+        Some(secret) => (secret.to_owned(), false),
+        None => {
+            let keys = store.keys().await?;
+            if keys
+                .iter()
+                .any(|k| k.scope == Scope::Admin && k.revoked_at.is_none())
+            {
+                return Ok(());
+            }
+            (keys::generate(Scope::Admin)?, true)
+        }
+    };
+    if store.key_by_hash(&keys::hash(&secret)).await?.is_none() {
+        let created = store
+            .create_key(&vexil_store::NewKey {
+                name: "admin".into(),
+                hash: keys::hash(&secret),
+                prefix: keys::prefix(&secret),
+                scope: Scope::Admin,
+                project_id: None,
+                environment_id: None,
+                now: now_ms(),
+            })
+            .await
+            .map(|_| ());
+        exists(created)?;
+    }
+    if print {
+        // Shown once: only its hash is stored.
+        println!("admin key (shown once, store it now): {secret}");
+    }
+    Ok(())
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests.
+pub(crate) async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config.store).await?;
+    bootstrap(&store, config.admin_key.as_deref()).await?;
+    let state = Arc::new(AppState::new(Arc::new(store.clone())));
+    state
+        .load_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load flags: {}", e.message))?;
+
+    let sync_state = state.clone();
+    let interval = config.sync_interval;
+    let sync = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sync_state.sync().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(environments = n, "picked up changes from the store"),
+                Err(e) => tracing::warn!(error = %e.message, "cannot check the store for changes"),
+            }
+        }
+    });
+
+    let app = crate::api::app(state, config.max_body_bytes);
+    let addr = listener.local_addr()?;
+    println!("vexil listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    sync.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,243 @@
+//! Shared server state: the store, and one compiled snapshot per
+//! environment, swapped atomically when a new version is committed (by
+//! this server, or by another one sharing the database).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use vexil_engine::model::{Document, FlagDef, SegmentDef};
+use vexil_engine::{Keyed, Problem, Snapshot};
+use vexil_store::{EnvState, Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
+
+use crate::api::error::ApiError;
+
+/// How many times a write is re-validated and retried when another write
+/// to the same environment got in first.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// One environment's compiled flags at one version.
+#[derive(Debug)]
+pub(crate) struct EnvSnapshot {
+    pub(crate) env: Environment,
+    pub(crate) snapshot: Snapshot,
+}
+
+/// State shared by all requests.
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    /// Environment id to its latest snapshot. Readers load the map without
+    /// locking; writers replace it whole.
+    snapshots: ArcSwap<HashMap<i64, Arc<EnvSnapshot>>>,
+    /// Set once every environment's snapshot has been loaded.
+    pub(crate) loaded: AtomicBool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The document of an environment's current, non-archived items.
+pub(crate) fn document_of<'a>(
+    items: impl Iterator<Item = &'a Item>,
+) -> Result<Document, StoreError> {
+    let mut flags = Vec::new();
+    let mut segments = Vec::new();
+    for item in items.filter(|i| !i.archived) {
+        let corrupt = |e: serde_json::Error| StoreError {
+            kind: ErrorKind::Internal,
+            message: format!("stored definition of `{}` does not parse", item.key),
+            source: Some(Box::new(e)),
+        };
+        match item.kind {
+            ItemKind::Flag => flags.push((
+                item.key.clone(),
+                serde_json::from_value::<FlagDef>(item.definition.clone()).map_err(corrupt)?,
+            )),
+            ItemKind::Segment => segments.push((
+                item.key.clone(),
+                serde_json::from_value::<SegmentDef>(item.definition.clone()).map_err(corrupt)?,
+            )),
+        }
+    }
+    Ok(Document {
+        flags: Keyed::from_pairs(flags),
+        segments: Keyed::from_pairs(segments),
+        ..Document::default()
+    })
+}
+
+/// Applies mutations to a copy of the items, as the store will.
+fn apply(items: &[Item], mutations: &[Mutation]) -> Vec<Item> {
+    let mut out: Vec<Item> = items.to_vec();
+    for m in mutations {
+        out.retain(|i| !(i.kind == m.kind && i.key == m.key));
+        if let Some(def) = &m.after {
+            out.push(Item {
+                kind: m.kind,
+                key: m.key.clone(),
+                definition: def.clone(),
+                version: 0,
+                archived: m.archived,
+                updated_at: 0,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.kind == ItemKind::Segment, &a.key).cmp(&(b.kind == ItemKind::Segment, &b.key))
+    });
+    out
+}
+
+/// Compiles an environment's items; problems are a 422.
+fn compile(items: &[Item]) -> Result<Snapshot, ApiError> {
+    let doc = document_of(items.iter())?;
+    match vexil_engine::compile(&doc) {
+        Ok(c) => Ok(c.snapshot),
+        Err(problems) => Err(ApiError::invalid(problems.0)),
+    }
+}
+
+/// What a write did.
+pub(crate) struct Written {
+    /// The environment's items after the write.
+    pub(crate) items: Vec<Item>,
+}
+
+impl AppState {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            snapshots: ArcSwap::from_pointee(HashMap::new()),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    /// Every loaded environment's snapshot.
+    pub(crate) fn snapshots(&self) -> Arc<HashMap<i64, Arc<EnvSnapshot>>> {
+        self.snapshots.load_full()
+    }
+
+    /// Installs a snapshot unless a newer one is already there.
+    fn install(&self, snap: EnvSnapshot) {
+        let id = snap.env.id;
+        let snap = Arc::new(snap);
+        self.snapshots.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            match map.get(&id) {
+                Some(current) if current.env.version >= snap.env.version => {}
+                _ => {
+                    map.insert(id, snap.clone());
+                }
+            }
+            map
+        });
+    }
+
+    /// Loads and compiles an environment from the store.
+    pub(crate) async fn reload(&self, env_id: i64) -> Result<(), ApiError> {
+        let state: EnvState = self.store.load(env_id).await?;
+        let doc = document_of(state.items.iter())?;
+        match vexil_engine::compile(&doc) {
+            Ok(c) => {
+                self.install(EnvSnapshot {
+                    env: state.env,
+                    snapshot: c.snapshot,
+                });
+                Ok(())
+            }
+            Err(problems) => {
+                // Stored state is validated before it is written; this
+                // means corruption or a newer server's format. Keep
+                // serving the last good snapshot.
+                tracing::error!(env = env_id, problems = %problems, "stored environment does not compile; keeping the last good snapshot");
+                Err(ApiError::internal("stored environment does not compile"))
+            }
+        }
+    }
+
+    /// Loads every environment.
+    pub(crate) async fn load_all(&self) -> Result<(), ApiError> {
+        for env in self.store.environments(None).await? {
+            self.reload(env.id).await?;
+        }
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Reloads environments whose version in the store is ahead of ours:
+    /// how changes written by other servers arrive.
+    pub(crate) async fn sync(&self) -> Result<usize, ApiError> {
+        let current = self.snapshots();
+        let mut reloaded = 0;
+        for (id, version) in self.store.versions().await? {
+            if current.get(&id).is_none_or(|s| s.env.version < version) {
+                self.reload(id).await?;
+                reloaded += 1;
+            }
+        }
+        Ok(reloaded)
+    }
+
+    /// Validates and commits a change to an environment.
+    ///
+    /// `plan` sees the current state and returns the mutations (or an
+    /// error, e.g. a failed precondition). The result is validated as a
+    /// whole document; when another write got in first, the change is
+    /// planned and validated again on the new state.
+    pub(crate) async fn write<F>(
+        &self,
+        env: &Environment,
+        actor: &str,
+        plan: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: Fn(&EnvState) -> Result<Vec<Mutation>, ApiError>,
+    {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let state = self.store.load(env.id).await?;
+            let mutations = plan(&state)?;
+            if mutations.is_empty() {
+                return Ok(Written { items: state.items });
+            }
+            let items = apply(&state.items, &mutations);
+            let snapshot = compile(&items)?;
+            match self
+                .store
+                .commit(env.id, state.env.version, actor, &mutations, now_ms())
+                .await
+            {
+                Ok(version) => {
+                    let mut env = state.env.clone();
+                    env.version = version;
+                    self.install(EnvSnapshot { env, snapshot });
+                    let items = self
+                        .store
+                        .load(state.env.id)
+                        .await
+                        .map(|s| s.items)
+                        .unwrap_or(items);
+                    return Ok(Written { items });
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::busy())
+    }
+}
+
+/// Problems as JSON for error bodies.
+pub(crate) fn problems_json(problems: &[Problem]) -> serde_json::Value {
+    serde_json::Value::Array(
+        problems
+            .iter()
+            .map(|p| serde_json::json!({"pointer": p.pointer.as_str(), "message": p.message}))
+            .collect(),
+    )
+}

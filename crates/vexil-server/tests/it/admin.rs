@@ -1,0 +1,537 @@
+//! The admin API over HTTP against the real server, on every backend.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{ENV, Server, backends, cleanup, flag_def};
+
+#[tokio::test]
+async fn flag_lifecycle_with_optimistic_concurrency_and_audit() {
+    for (data, _dir) in backends().await {
+        let s = Server::start(&data);
+        let flag = format!("{ENV}/flags/new-checkout");
+
+        // Updates must say what they are based on.
+        let (st, _, body) = s
+            .admin(Method::PUT, &flag, Some(&flag_def(true)), &[])
+            .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (
+                StatusCode::PRECONDITION_REQUIRED,
+                Some("precondition_required")
+            ),
+            "{data:?}"
+        );
+
+        let (st, h, body) = s
+            .admin(
+                Method::PUT,
+                &flag,
+                Some(&flag_def(true)),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        assert_eq!(h["etag"], "\"1\"");
+        assert_eq!(body["version"], 1);
+        let (st, _, _) = s
+            .admin(
+                Method::PUT,
+                &flag,
+                Some(&flag_def(true)),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT);
+
+        // Two editors read version 1; the second write loses and is told.
+        let (st, h, _) = s
+            .admin(
+                Method::PUT,
+                &flag,
+                Some(&flag_def(false)),
+                &[("if-match", "\"1\"")],
+            )
+            .await;
+        assert_eq!((st, h["etag"].to_str().unwrap()), (StatusCode::OK, "\"2\""));
+        let (st, _, body) = s
+            .admin(
+                Method::PUT,
+                &flag,
+                Some(&flag_def(true)),
+                &[("if-match", "\"1\"")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(body["code"], "version_mismatch");
+
+        let (st, _, body) = s
+            .admin(
+                Method::POST,
+                &format!("{flag}/toggle"),
+                Some(&json!({"enabled": true})),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (
+                st,
+                body["definition"]["enabled"].clone(),
+                body["version"].clone()
+            ),
+            (StatusCode::OK, json!(true), json!(3))
+        );
+        // Toggling to the state it is in writes nothing.
+        let (_, _, body) = s
+            .admin(
+                Method::POST,
+                &format!("{flag}/toggle"),
+                Some(&json!({"enabled": true})),
+                &[],
+            )
+            .await;
+        assert_eq!(body["version"], 3);
+
+        let (st, _, body) = s
+            .admin(Method::GET, &format!("{flag}/audit"), None, &[])
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let log: Vec<(i64, &str, &str)> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["version"].as_i64().unwrap(),
+                    c["action"].as_str().unwrap(),
+                    c["actor"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (1, "create", "admin"),
+                (2, "update", "admin"),
+                (3, "toggle", "admin")
+            ]
+        );
+        let items = body["items"].as_array().unwrap();
+        assert_eq!(items[1]["before"]["enabled"], true);
+        assert_eq!(items[1]["after"]["enabled"], false);
+
+        // Copy to production, archive, restore, list, export, delete.
+        let (st, _, body) = s
+            .admin(
+                Method::POST,
+                &format!("{flag}/copy"),
+                Some(&json!({"to": "production"})),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (st, body["definition"]["enabled"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{body}"
+        );
+        let (st, _, body) = s
+            .admin(Method::POST, &format!("{flag}/archive"), None, &[])
+            .await;
+        assert_eq!(
+            (st, body["archived"].clone()),
+            (StatusCode::OK, json!(true))
+        );
+        let (_, _, body) = s
+            .admin(Method::GET, &format!("{ENV}/flags"), None, &[])
+            .await;
+        assert_eq!(body["items"], json!([]));
+        let (_, _, body) = s
+            .admin(
+                Method::GET,
+                &format!("{ENV}/flags?archived=true"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(body["items"][0]["key"], "new-checkout");
+        s.admin(Method::POST, &format!("{flag}/restore"), None, &[])
+            .await;
+        let (_, h, doc) = s
+            .admin(Method::GET, &format!("{ENV}/export"), None, &[])
+            .await;
+        assert_eq!(doc["flags"]["new-checkout"]["enabled"], true);
+        assert_eq!(h["etag"], "\"5\"");
+        let (st, _, _) = s
+            .admin(Method::DELETE, &flag, None, &[("if-match", "\"4\"")])
+            .await;
+        assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+        let (st, _, _) = s
+            .admin(Method::DELETE, &flag, None, &[("if-match", "\"5\"")])
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _, _) = s.admin(Method::GET, &flag, None, &[]).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        drop(s);
+        cleanup(&data).await;
+    }
+}
+
+#[tokio::test]
+async fn search_and_pagination() {
+    let (data, _dir) = backends().await.remove(0);
+    let s = Server::start(&data);
+    for i in 0..7 {
+        let mut def = flag_def(true);
+        def["tags"] = json!([if i % 2 == 0 { "even" } else { "odd" }]);
+        let (st, _, _) = s
+            .admin(
+                Method::PUT,
+                &format!("{ENV}/flags/flag-{i}"),
+                Some(&def),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    let (_, _, page1) = s
+        .admin(Method::GET, &format!("{ENV}/flags?limit=3"), None, &[])
+        .await;
+    let keys = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&page1), ["flag-0", "flag-1", "flag-2"]);
+    assert_eq!(page1["next"], "flag-2");
+    let (_, _, page3) = s
+        .admin(
+            Method::GET,
+            &format!("{ENV}/flags?limit=3&after=flag-5"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (keys(&page3), page3["next"].clone()),
+        (vec!["flag-6".to_owned()], Value::Null)
+    );
+    let (_, _, even) = s
+        .admin(
+            Method::GET,
+            &format!("{ENV}/flags?tag=even&q=FLAG"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(keys(&even), ["flag-0", "flag-2", "flag-4", "flag-6"]);
+    let (st, _, body) = s
+        .admin(Method::GET, &format!("{ENV}/flags?limit=0"), None, &[])
+        .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    let (st, _, body) = s
+        .admin(Method::GET, &format!("{ENV}/flags?colour=red"), None, &[])
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_with_its_place_and_changes_nothing() {
+    let (data, _dir) = backends().await.remove(0);
+    let s = Server::start(&data);
+    let seg = format!("{ENV}/segments/beta");
+    let (st, _, _) = s
+        .admin(
+            Method::PUT,
+            &seg,
+            Some(&json!({"included": ["u1"]})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let mut def = flag_def(true);
+    def["rules"] =
+        json!([{"clauses": [{"op": "inSegment", "values": ["beta"]}], "serve": {"variant": "on"}}]);
+    let (st, _, _) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/uses-beta"),
+            Some(&def),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    // Semantic problems: all of them, each with its place.
+    let bad = json!({"variants": {"on": true, "off": "no"}, "offVariant": "gone", "defaultServe": {"variant": "maybe"}});
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/bad"),
+            Some(&bad),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_document"))
+    );
+    let pointers: Vec<&str> = body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/flags/bad/variants/off",
+            "/flags/bad/offVariant",
+            "/flags/bad/defaultServe/variant"
+        ]
+    );
+
+    // Deleting a segment a flag uses would break the environment.
+    let (st, _, body) = s.admin(Method::DELETE, &seg, None, &[]).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["problems"][0]["pointer"],
+        "/flags/uses-beta/rules/0/clauses/0/values/0"
+    );
+
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (
+            b"{not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            br#"{"variants": {"on": true}, "defaultServe": {"variant": "on"}, "colour": 1}"#
+                .to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            br#"{"variants": {"on": true}, "defaultServe": {"variant": 7}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            vec![b' '; 2 << 20],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (st, resp) = s
+            .raw(
+                Method::PUT,
+                &format!("{ENV}/flags/x"),
+                body,
+                &[("if-none-match", "*"), ("content-type", "application/json")],
+            )
+            .await;
+        assert_eq!((st, resp["code"].as_str()), (status, Some(code)), "{resp}");
+    }
+    let (_, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/x"),
+            Some(
+                &json!({"variants": {"on": true}, "defaultServe": {"variant": "on"}, "colour": 1}),
+            ),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{body}"
+    );
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/bad%20key"),
+            Some(&flag_def(true)),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (st, _, body) = s
+        .admin(
+            Method::GET,
+            "/api/v1/projects/nope/environments/development/flags",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (st, body["message"].as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            Some("environment `development` not found in project `nope`")
+        )
+    );
+    let (st, _, _) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/uses-beta"),
+            Some(&flag_def(true)),
+            &[("if-match", "banana")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Nothing refused was stored: two writes so far.
+    let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
+    assert_eq!(env["version"], 2);
+    let (_, _, list) = s
+        .admin(Method::GET, &format!("{ENV}/flags"), None, &[])
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn projects_environments_health_and_graceful_stop() {
+    let (data, _dir) = backends().await.remove(0);
+    let s = Server::start(&data);
+    assert!(s.banner.contains("listen"), "{}", s.banner);
+    assert!(
+        s.banner.contains("from VEXIL_ADMIN_KEY (****)"),
+        "secrets are masked: {}",
+        s.banner
+    );
+    assert!(!s.banner.contains(crate::support::ADMIN_KEY));
+    let (st, _, body) = s.call(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!((st, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (st, _, body) = s.call(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["environments"]["default/production"]["version"], 0);
+
+    let (st, _, _) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&json!({"key": "shop", "name": "Shop"})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _, body) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects/shop/environments",
+            Some(&json!({"key": "staging"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (st, body["version"].clone()),
+        (StatusCode::CREATED, json!(0))
+    );
+    let (st, _, _) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&json!({"key": "no spaces"})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (_, _, body) = s.admin(Method::GET, "/api/v1/projects", None, &[]).await;
+    let keys: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["default", "shop"]);
+    let (st, _, body) = s.admin(Method::GET, "/no/such/route", None, &[]).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let status = s.terminate();
+    assert!(status.success(), "SIGTERM gives a clean exit: {status:?}");
+}
+
+#[tokio::test]
+async fn servers_sharing_postgres_see_each_others_changes_within_a_second() {
+    let Some(url) = vexil_test_support::postgres_url() else {
+        return;
+    };
+    let (db, _) = vexil_test_support::create_database(&url).await;
+    let data = crate::support::Data::Postgres(db);
+    let a = Server::start(&data);
+    let b = Server::start(&data);
+    let started = std::time::Instant::now();
+    let (st, _, _) = a
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/shared"),
+            Some(&flag_def(true)),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    loop {
+        let (_, _, ready) = b.call(Method::GET, "/readyz", None, None, &[]).await;
+        if ready["environments"]["default/development"]["flags"] == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "server B did not pick up the change within 1 s: {ready}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(a);
+    drop(b);
+    cleanup(&data).await;
+}
+
+#[tokio::test]
+async fn stored_definitions_keep_document_order() {
+    // Rollout buckets are walked in document order, so the server must not
+    // reorder weights (or variants) when it stores a flag.
+    let (data, _dir) = backends().await.remove(0);
+    let s = Server::start(&data);
+    let body = r#"{"variants": {"z-on": true, "a-off": false}, "defaultServe": {"rollout": {"weights": {"z-on": 10, "a-off": 90}}}}"#;
+    let (st, _) = s
+        .raw(
+            Method::PUT,
+            &format!("{ENV}/flags/ordered"),
+            body.as_bytes().to_vec(),
+            &[("if-none-match", "*"), ("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let text = s
+        .http
+        .get(s.url(&format!("{ENV}/flags/ordered")))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let weights = &text[text.find("\"weights\"").unwrap()..];
+    assert!(
+        weights.find("z-on").unwrap() < weights.find("a-off").unwrap(),
+        "{text}"
+    );
+}
