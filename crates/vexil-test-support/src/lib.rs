@@ -95,6 +95,7 @@ pub async fn create_database(url: &str) -> (String, String) {
     let pool = sqlx::AnyPool::connect(url)
         .await
         .expect("connect to PostgreSQL");
+    drop_stale(&pool).await;
     pool.execute(format!("CREATE DATABASE {db}").as_str())
         .await
         .expect("create test database");
@@ -140,5 +141,29 @@ pub async fn drop_database(db_url: &str) {
             .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
             .await;
         pool.close().await;
+    }
+}
+
+/// Drops test databases left by test processes that no longer run (a
+/// failed test does not reach its cleanup).
+async fn drop_stale(pool: &sqlx::AnyPool) {
+    use sqlx::Row;
+    let Ok(rows) =
+        sqlx::query("SELECT datname::text AS name FROM pg_database WHERE datname LIKE 'vexil_t_%'")
+            .fetch_all(pool)
+            .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get::<String, _>(0) else {
+            continue;
+        };
+        let pid = name.split('_').nth(2).unwrap_or("");
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = pool
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await;
+        }
     }
 }

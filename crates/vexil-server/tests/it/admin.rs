@@ -179,7 +179,7 @@ async fn flag_lifecycle_with_optimistic_concurrency_and_audit() {
 
 #[tokio::test]
 async fn search_and_pagination() {
-    let (data, _dir) = backends().await.remove(0);
+    let (data, _dir) = crate::support::sqlite();
     let s = Server::start(&data);
     for i in 0..7 {
         let mut def = flag_def(true);
@@ -243,7 +243,7 @@ async fn search_and_pagination() {
 
 #[tokio::test]
 async fn invalid_input_is_refused_with_its_place_and_changes_nothing() {
-    let (data, _dir) = backends().await.remove(0);
+    let (data, _dir) = crate::support::sqlite();
     let s = Server::start(&data);
     let seg = format!("{ENV}/segments/beta");
     let (st, _, _) = s
@@ -406,7 +406,7 @@ async fn invalid_input_is_refused_with_its_place_and_changes_nothing() {
 
 #[tokio::test]
 async fn projects_environments_health_and_graceful_stop() {
-    let (data, _dir) = backends().await.remove(0);
+    let (data, _dir) = crate::support::sqlite();
     let s = Server::start(&data);
     assert!(s.banner.contains("listen"), "{}", s.banner);
     assert!(
@@ -507,7 +507,7 @@ async fn servers_sharing_postgres_see_each_others_changes_within_a_second() {
 async fn stored_definitions_keep_document_order() {
     // Rollout buckets are walked in document order, so the server must not
     // reorder weights (or variants) when it stores a flag.
-    let (data, _dir) = backends().await.remove(0);
+    let (data, _dir) = crate::support::sqlite();
     let s = Server::start(&data);
     let body = r#"{"variants": {"z-on": true, "a-off": false}, "defaultServe": {"rollout": {"weights": {"z-on": 10, "a-off": 90}}}}"#;
     let (st, _) = s

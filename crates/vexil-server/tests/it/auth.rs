@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{ENV, Server, backends, flag_def};
+use crate::support::{ENV, Server, flag_def};
 
 fn routes() -> Vec<(Method, String, Option<Value>)> {
     let flag = format!("{ENV}/flags/f");
@@ -72,7 +72,7 @@ async fn new_key(s: &Server, body: Value) -> String {
 
 #[tokio::test]
 async fn every_admin_route_refuses_missing_wrong_revoked_and_out_of_scope_keys() {
-    let (data, _dir) = backends().await.remove(0);
+    let (data, _dir) = crate::support::sqlite();
     let s = Server::start(&data);
     s.admin(
         Method::PUT,

@@ -177,6 +177,13 @@ impl Drop for Server {
     }
 }
 
+/// SQLite in a temporary directory, for tests about the API rather than
+/// the store.
+pub(crate) fn sqlite() -> (Data, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Data::Sqlite(dir.path().display().to_string()), dir)
+}
+
 /// Every backend to run server tests on: SQLite in a temporary directory,
 /// and PostgreSQL (a fresh database) when configured.
 pub(crate) async fn backends() -> Vec<(Data, Option<tempfile::TempDir>)> {
