@@ -16,8 +16,8 @@ use crate::model::{Clause, Document, FlagDef, FlagType, Operator, Rollout, Serve
 use crate::pointer::Pointer;
 use crate::rules::{Cmp, CompiledClause, Matcher, ValueSet};
 use crate::snapshot::{
-    CompiledFlag, CompiledRollout, CompiledRule, CompiledSegment, CompiledServe, Logic,
-    NativeLogic, Snapshot, Variant,
+    CompiledFlag, CompiledRollout, CompiledRule, CompiledSegment, CompiledServe, FlagdLogic, Logic,
+    NativeLogic, Snapshot, Targeting, Variant,
 };
 
 /// A compiled snapshot and the problems that did not prevent it.
@@ -308,8 +308,72 @@ impl Compiler {
                 serve,
             });
         }
-        let default = self.serve(&at.push("defaultServe"), key, &def.default_serve, &variant);
 
+        let logic = match &def.targeting {
+            Some(targeting) => {
+                if !def.rules.is_empty() {
+                    self.problem(
+                        &at.push("rules"),
+                        "a flag with `targeting` cannot also have rules",
+                    );
+                }
+                if !def.targets.is_empty() {
+                    self.problem(
+                        &at.push("targets"),
+                        "a flag with `targeting` cannot also have targets",
+                    );
+                }
+                let default = match &def.default_serve {
+                    None => None,
+                    Some(Serve {
+                        variant: Some(name),
+                        rollout: None,
+                    }) => {
+                        let v = variant(name);
+                        if v.is_none() {
+                            self.problem(
+                                &at.at(["defaultServe", "variant"]),
+                                format!("unknown variant `{name}`"),
+                            );
+                        }
+                        v
+                    }
+                    Some(_) => {
+                        self.problem(
+                            &at.push("defaultServe"),
+                            "with `targeting`, `defaultServe` must name a variant",
+                        );
+                        None
+                    }
+                };
+                let targeting = match targeting {
+                    Value::Null => Targeting::None,
+                    Value::Object(m) if m.is_empty() => Targeting::None,
+                    t => match crate::flagd::logic::compile(t, key) {
+                        Ok(expr) => Targeting::Expr(expr),
+                        Err(why) => {
+                            self.problem(&at.push("targeting"), why);
+                            Targeting::None
+                        }
+                    },
+                };
+                Logic::Flagd(FlagdLogic { default, targeting })
+            }
+            None => {
+                let default = def
+                    .default_serve
+                    .as_ref()
+                    .map(|serve| self.serve(&at.push("defaultServe"), key, serve, &variant));
+                let is_static =
+                    targets.is_empty() && rules.is_empty() && def.prerequisites.is_empty();
+                Logic::Native(NativeLogic {
+                    targets,
+                    rules: rules.into_boxed_slice(),
+                    default,
+                    is_static,
+                })
+            }
+        };
         let mut prerequisites = Vec::with_capacity(def.prerequisites.len());
         let mut edges = Vec::new();
         for (n, pre) in def.prerequisites.iter().enumerate() {
@@ -336,7 +400,6 @@ impl Compiler {
         }
 
         let metadata = self.metadata(&at.push("metadata"), &doc.metadata, &def.metadata);
-        let is_static = targets.is_empty() && rules.is_empty() && prerequisites.is_empty();
         let flag = CompiledFlag {
             key: key.into(),
             value_type,
@@ -345,12 +408,7 @@ impl Compiler {
             enabled: def.enabled,
             off_variant,
             prerequisites: prerequisites.into_boxed_slice(),
-            logic: Logic::Native(NativeLogic {
-                targets,
-                rules: rules.into_boxed_slice(),
-                default,
-                is_static,
-            }),
+            logic,
             metadata,
         };
         (flag, edges)

@@ -350,14 +350,10 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
             } else {
                 Reason::Default
             };
-            serve(
-                snapshot,
-                flag,
-                &logic.default,
-                ctx,
-                reason,
-                Matched::Default,
-            )
+            match &logic.default {
+                Some(default) => serve(snapshot, flag, default, ctx, reason, Matched::Default),
+                None => Resolved::ok(None, reason, Matched::Default),
+            }
         }
         Logic::Flagd(logic) => match &logic.targeting {
             Targeting::None => Resolved::ok(logic.default, Reason::Static, Matched::Nothing),

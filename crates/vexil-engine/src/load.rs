@@ -34,6 +34,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// The document in native form (flagd documents are converted with
+    /// [`crate::flagd::to_native`]).
+    pub fn into_native(self) -> Result<Document, Problems> {
+        match self {
+            Source::Native(d) => Ok(d),
+            Source::Flagd(d) => crate::flagd::to_native(&d),
+        }
+    }
+
     /// Validates and compiles the document.
     pub fn compile(&self) -> Result<Compiled, Problems> {
         match self {

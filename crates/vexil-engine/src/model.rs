@@ -79,8 +79,16 @@ pub struct FlagDef {
     /// evaluations return no value and callers use their code default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off_variant: Option<String>,
-    /// Served when no target and no rule matches.
-    pub default_serve: Serve,
+    /// Served when no target and no rule matches (or, with `targeting`,
+    /// when targeting gives null). Without it such evaluations return no
+    /// value and callers use their code default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_serve: Option<Serve>,
+    /// flagd-style JsonLogic targeting returning a variant key (or null for
+    /// the default), evaluated with flagd's semantics. Replaces `targets`
+    /// and `rules`; this is how flags imported from flagd files are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targeting: Option<Value>,
     /// Variant key to the targeting keys that always get it.
     #[serde(default, skip_serializing_if = "Keyed::is_empty")]
     pub targets: Keyed<Vec<String>>,

@@ -170,7 +170,8 @@ pub(crate) struct NativeLogic {
     /// Targeting key to variant index.
     pub(crate) targets: FxHashMap<Box<str>, u32>,
     pub(crate) rules: Box<[CompiledRule]>,
-    pub(crate) default: CompiledServe,
+    /// `None`: nothing is served when nothing matches (no value).
+    pub(crate) default: Option<CompiledServe>,
     /// No targets, rules or prerequisites: the default is served to all.
     pub(crate) is_static: bool,
 }

@@ -102,14 +102,19 @@ pub(crate) async fn run(
     let store = open_store(&config.store).await?;
     bootstrap(&store, config.admin_key.as_deref()).await?;
     let state = Arc::new(AppState::new(Arc::new(store.clone())));
-    state
-        .load_all()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot load flags: {}", e.message))?;
 
+    // Serve at once (health answers, readiness says "not yet") while the
+    // snapshots load; then follow changes other servers write.
     let sync_state = state.clone();
     let interval = config.sync_interval;
     let sync = tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_millis(100);
+        while let Err(e) = sync_state.load_all().await {
+            tracing::warn!(error = %e.message, "cannot load flags yet; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        }
+        tracing::info!("snapshots loaded");
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -107,6 +107,10 @@ fn compile(items: &[Item]) -> Result<Snapshot, ApiError> {
 pub(crate) struct Written {
     /// The environment's items after the write.
     pub(crate) items: Vec<Item>,
+    /// What was committed (empty when there was nothing to do).
+    pub(crate) mutations: Vec<Mutation>,
+    /// The environment version after the write.
+    pub(crate) version: i64,
 }
 
 impl AppState {
@@ -184,6 +188,21 @@ impl AppState {
         Ok(reloaded)
     }
 
+    /// Plans and validates a change without committing it (dry runs).
+    pub(crate) async fn preview<F>(
+        &self,
+        env: &Environment,
+        plan: F,
+    ) -> Result<Vec<Mutation>, ApiError>
+    where
+        F: Fn(&EnvState) -> Result<Vec<Mutation>, ApiError>,
+    {
+        let state = self.store.load(env.id).await?;
+        let mutations = plan(&state)?;
+        compile(&apply(&state.items, &mutations))?;
+        Ok(mutations)
+    }
+
     /// Validates and commits a change to an environment.
     ///
     /// `plan` sees the current state and returns the mutations (or an
@@ -203,7 +222,11 @@ impl AppState {
             let state = self.store.load(env.id).await?;
             let mutations = plan(&state)?;
             if mutations.is_empty() {
-                return Ok(Written { items: state.items });
+                return Ok(Written {
+                    items: state.items,
+                    mutations,
+                    version: state.env.version,
+                });
             }
             let items = apply(&state.items, &mutations);
             let snapshot = compile(&items)?;
@@ -222,7 +245,11 @@ impl AppState {
                         .await
                         .map(|s| s.items)
                         .unwrap_or(items);
-                    return Ok(Written { items });
+                    return Ok(Written {
+                        items,
+                        mutations,
+                        version,
+                    });
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => continue,
                 Err(e) => return Err(e.into()),

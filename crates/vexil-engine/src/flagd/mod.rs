@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::compile::{Compiled, Compiler};
 use crate::error::{Problem, Problems};
 use crate::keyed::Keyed;
-use crate::model::{Bucketing, FlagKind};
+use crate::model::{Bucketing, Document, FlagDef, FlagKind, Serve};
 use crate::pointer::Pointer;
 use crate::snapshot::{CompiledFlag, FlagdLogic, Logic, Snapshot, Targeting};
 
@@ -71,6 +71,59 @@ pub enum FlagdState {
     Enabled,
     /// Evaluations succeed with reason DISABLED and no value.
     Disabled,
+}
+
+/// Converts a flagd document into a native one: each flag keeps its
+/// variants, state and default, its targeting (with `$ref`s inlined) as
+/// `targeting`, and the flag-set metadata overlaid by its own. The result
+/// evaluates exactly like the original; this is how flagd files are
+/// imported into a store.
+pub fn to_native(doc: &FlagdDocument) -> Result<Document, Problems> {
+    let mut problems = Vec::new();
+    let mut flags = Vec::with_capacity(doc.flags.len());
+    for (key, f) in doc.flags.iter() {
+        let targeting = match &f.targeting {
+            None => None,
+            Some(t) => match logic::resolve_refs(t, &doc.evaluators) {
+                Ok(t) => Some(t),
+                Err(why) => {
+                    problems.push(Problem {
+                        pointer: Pointer::root().at(["flags", key, "targeting"]),
+                        message: why,
+                    });
+                    None
+                }
+            },
+        };
+        let mut metadata = doc.metadata.clone();
+        metadata.extend(f.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        flags.push((
+            key.to_owned(),
+            FlagDef {
+                description: String::new(),
+                tags: Vec::new(),
+                value_type: None,
+                kind: FlagKind::default(),
+                variants: f.variants.clone(),
+                enabled: f.state == FlagdState::Enabled,
+                off_variant: None,
+                default_serve: f.default_variant.clone().map(Serve::variant),
+                targeting: Some(targeting.unwrap_or(Value::Null)).filter(|t| !t.is_null()),
+                targets: Keyed::default(),
+                rules: Vec::new(),
+                prerequisites: Vec::new(),
+                metadata,
+            },
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    Ok(Document {
+        bucketing: doc.bucketing,
+        flags: Keyed::from_pairs(flags),
+        ..Document::default()
+    })
 }
 
 /// Validates and compiles a flagd document.

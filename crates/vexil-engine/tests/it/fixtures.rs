@@ -135,3 +135,70 @@ fn conformance_fixtures() {
     );
     assert!(total > 500, "only {total} cases ran");
 }
+
+/// flagd documents converted to the native model (as imports store them)
+/// evaluate exactly like the originals. Flags whose targeting does not
+/// compile cannot be converted (imports refuse them); flagd reports
+/// PARSE_ERROR for those, which the fixtures must say.
+#[test]
+fn flagd_fixtures_evaluate_the_same_after_conversion_to_native() {
+    use vexil_engine::flagd::{FlagdDocument, to_native};
+    use vexil_engine::{Keyed, compile};
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-data");
+    let mut checked = 0;
+    for name in ["flagd.json", "flagd-v3.json"] {
+        let fixture: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
+        let doc: FlagdDocument = serde_json::from_value(fixture["document"].clone()).unwrap();
+        for case in fixture["cases"].as_array().unwrap() {
+            let key = case["flag"].as_str().unwrap();
+            let Some(flag) = doc.flags.get(key) else {
+                continue;
+            };
+            let single = FlagdDocument {
+                flags: Keyed::from_pairs(vec![(key.to_owned(), flag.clone())]),
+                ..doc.clone()
+            };
+            let native = to_native(&single).ok().and_then(|d| compile(&d).ok());
+            let Some(native) = native else {
+                assert_eq!(
+                    case["expect"]["errorCode"], "PARSE_ERROR",
+                    "{name}: {key} did not convert"
+                );
+                continue;
+            };
+            let mut ctx = Context::from_json(case["context"].clone()).unwrap();
+            if let Some(ts) = case["timestamp"].as_i64() {
+                ctx = ctx.with_timestamp(ts);
+            }
+            let e = native
+                .snapshot
+                .evaluate(key, &ctx, value_type(case["type"].as_str()));
+            let expect = &case["expect"];
+            assert_eq!(e.value, expect.get("value"), "{name}: {}", case["name"]);
+            assert_eq!(
+                e.reason.as_str(),
+                expect["reason"],
+                "{name}: {}",
+                case["name"]
+            );
+            assert_eq!(
+                e.variant,
+                expect.get("variant").and_then(Value::as_str),
+                "{name}: {}",
+                case["name"]
+            );
+            if let Some(meta) = expect.get("metadata") {
+                assert_eq!(
+                    Some(meta),
+                    e.metadata().cloned().map(Value::Object).as_ref(),
+                    "{name}: {}",
+                    case["name"]
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "only {checked} cases checked");
+}

@@ -108,7 +108,7 @@ fn structural_errors_name_their_place() {
     check(
         r#"{"flags": {"f": {"variants": {}, "defaultServe": {"variant": "on"}, "colour": "red"}}}"#,
         &[
-            "/flags/f/colour: invalid JSON document: unknown field `colour`, expected one of `description`, `tags`, `type`, `kind`, `variants`, `enabled`, `offVariant`, `defaultServe`, `targets`, `rules`, `prerequisites`, `metadata` at line 1 column 76",
+            "/flags/f/colour: invalid JSON document: unknown field `colour`, expected one of `description`, `tags`, `type`, `kind`, `variants`, `enabled`, `offVariant`, `defaultServe`, `targeting`, `targets`, `rules`, `prerequisites`, `metadata` at line 1 column 76",
         ],
     );
     check(
@@ -150,4 +150,21 @@ fn syntax_errors_are_load_errors() {
     let err = load("{\"flags\": ", Format::Auto).unwrap_err();
     assert!(matches!(err, LoadError::Syntax { .. }), "{err:?}");
     assert!(err.to_string().contains("EOF while parsing"), "{err}");
+}
+
+#[test]
+fn jsonlogic_targeting_in_native_flags_is_validated() {
+    check(
+        r#"{"flags": {"f": {
+            "variants": {"on": true, "off": false},
+            "targeting": {"nope": [1]},
+            "rules": [{"clauses": [], "serve": {"variant": "on"}}],
+            "defaultServe": {"rollout": {"weights": {"on": 100}}}
+        }}}"#,
+        &[
+            "/flags/f/rules: a flag with `targeting` cannot also have rules",
+            "/flags/f/defaultServe: with `targeting`, `defaultServe` must name a variant",
+            "/flags/f/targeting: unknown JsonLogic operator `nope`",
+        ],
+    );
 }

@@ -18,7 +18,7 @@ use vexil_store::{
 };
 
 use crate::api::auth::Principal;
-use crate::api::error::{ApiError, ApiJson};
+use crate::api::error::{ApiError, ApiJson, ApiText};
 use crate::keys;
 use crate::state::{AppState, document_of, now_ms};
 
@@ -53,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(&format!("{env}/segments/{{key}}/audit"), get(segment_audit))
         .route(&format!("{env}/audit"), get(env_audit))
         .route(&format!("{env}/export"), get(export))
+        .route(&format!("{env}/import"), post(import))
         .route("/api/v1/keys", get(list_keys).post(create_key))
         .route("/api/v1/keys/{id}/revoke", post(revoke_key))
 }
@@ -834,4 +835,144 @@ async fn revoke_key(
     let projects = st.store.projects().await?;
     let envs = st.store.environments(None).await?;
     Ok(Json(key_json(&key, &projects, &envs)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ImportParams {
+    /// Validate and report what would change, without changing anything.
+    #[serde(default)]
+    dry_run: bool,
+    /// `merge` (default): create and update what the document has.
+    /// `replace`: also delete flags and segments it does not have.
+    #[serde(default)]
+    mode: ImportMode,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ImportMode {
+    #[default]
+    Merge,
+    Replace,
+}
+
+/// The items a document describes, as stored definitions. Document
+/// metadata is overlaid into each flag's, as evaluation would see it.
+fn desired_items(doc: &vexil_engine::Document) -> AppResult<Vec<(ItemKind, String, Value)>> {
+    let encode = |v: serde_json::Result<Value>| {
+        v.map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))
+    };
+    let mut out = Vec::new();
+    for (key, seg) in doc.segments.iter() {
+        out.push((
+            ItemKind::Segment,
+            key.to_owned(),
+            encode(serde_json::to_value(seg))?,
+        ));
+    }
+    for (key, flag) in doc.flags.iter() {
+        let mut flag = flag.clone();
+        let mut metadata = doc.metadata.clone();
+        metadata.extend(flag.metadata.clone());
+        flag.metadata = metadata;
+        out.push((
+            ItemKind::Flag,
+            key.to_owned(),
+            encode(serde_json::to_value(&flag))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Imports a native or flagd document (JSON or YAML) into an environment.
+async fn import(
+    State(st): St,
+    who: Principal,
+    Path((p, e)): Path<(String, String)>,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    ApiText(text): ApiText,
+) -> AppResult<Json<Value>> {
+    let env = admin_env(&st, &who, &p, &e).await?;
+    let Query(params) = params?;
+    let doc = vexil_engine::parse(&text, vexil_engine::Format::Auto)
+        .map_err(|e| ApiError::invalid(e.problems()))?
+        .into_native()
+        .map_err(|p| ApiError::invalid(p.0))?;
+    if doc.bucketing != vexil_engine::model::Bucketing::default() {
+        return Err(ApiError::bad_request(
+            "unsupported_bucketing",
+            "this document uses `bucketing: cbor`; environments in the store use the default bucketing for now",
+        ));
+    }
+    let desired = desired_items(&doc)?;
+    let plan = |state: &vexil_store::EnvState| -> AppResult<Vec<Mutation>> {
+        let mut mutations = Vec::new();
+        for (kind, key, def) in &desired {
+            let current = state
+                .items
+                .iter()
+                .find(|i| i.kind == *kind && &i.key == key);
+            if current.is_some_and(|c| &c.definition == def && !c.archived) {
+                continue;
+            }
+            mutations.push(Mutation {
+                kind: *kind,
+                key: key.clone(),
+                action: Action::Import,
+                before: current.map(|c| c.definition.clone()),
+                after: Some(def.clone()),
+                archived: false,
+            });
+        }
+        if params.mode == ImportMode::Replace {
+            for item in &state.items {
+                if !desired
+                    .iter()
+                    .any(|(k, key, _)| *k == item.kind && *key == item.key)
+                {
+                    mutations.push(Mutation {
+                        kind: item.kind,
+                        key: item.key.clone(),
+                        action: Action::Delete,
+                        before: Some(item.definition.clone()),
+                        after: None,
+                        archived: false,
+                    });
+                }
+            }
+        }
+        Ok(mutations)
+    };
+    let (mutations, version) = if params.dry_run {
+        (st.preview(&env, plan).await?, None)
+    } else {
+        let written = st.write(&env, who.actor(), plan).await?;
+        (written.mutations, Some(written.version))
+    };
+    let summary = |kind: ItemKind| {
+        let pick = |f: &dyn Fn(&Mutation) -> bool| -> Vec<&str> {
+            mutations
+                .iter()
+                .filter(|m| m.kind == kind && f(m))
+                .map(|m| m.key.as_str())
+                .collect()
+        };
+        let total = desired.iter().filter(|(k, _, _)| *k == kind).count();
+        let created = pick(&|m| m.before.is_none());
+        let updated = pick(&|m| m.before.is_some() && m.after.is_some());
+        let deleted = pick(&|m| m.after.is_none());
+        json!({
+            "created": created,
+            "updated": updated,
+            "deleted": deleted,
+            "unchanged": total - created.len() - updated.len(),
+        })
+    };
+    Ok(Json(json!({
+        "dryRun": params.dry_run,
+        "flags": summary(ItemKind::Flag),
+        "segments": summary(ItemKind::Segment),
+        "version": version,
+    })))
 }

@@ -161,6 +161,41 @@ where
     }
 }
 
+/// Reads a request body within the configured limit.
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "body_too_large",
+                    "request body is larger than the configured limit",
+                )
+            } else {
+                ApiError::new(status, "invalid_body", e.body_text())
+            }
+        })
+}
+
+/// A UTF-8 text body (documents to import: JSON or YAML).
+pub(crate) struct ApiText(pub(crate) String);
+
+impl<S: Send + Sync> FromRequest<S> for ApiText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(ApiText)
+            .map_err(|_| ApiError::bad_request("invalid_body", "request body is not UTF-8 text"))
+    }
+}
+
 /// Maps axum's JSON rejection (unused paths) into our format.
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {

@@ -417,8 +417,20 @@ async fn projects_environments_health_and_graceful_stop() {
     assert!(!s.banner.contains(crate::support::ADMIN_KEY));
     let (st, _, body) = s.call(Method::GET, "/healthz", None, None, &[]).await;
     assert_eq!((st, body), (StatusCode::OK, json!({"status": "ok"})));
-    let (st, _, body) = s.call(Method::GET, "/readyz", None, None, &[]).await;
-    assert_eq!(st, StatusCode::OK);
+    // Ready once snapshots are loaded (at once on an empty store).
+    let started = std::time::Instant::now();
+    let body = loop {
+        let (st, _, body) = s.call(Method::GET, "/readyz", None, None, &[]).await;
+        if st == StatusCode::OK {
+            break body;
+        }
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never ready: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(body["environments"]["default/production"]["version"], 0);
 
     let (st, _, _) = s
@@ -534,4 +546,99 @@ async fn stored_definitions_keep_document_order() {
         weights.find("z-on").unwrap() < weights.find("a-off").unwrap(),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn import_native_and_flagd_documents_with_dry_run() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let flagd = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/flagd.json"
+    ))
+    .unwrap();
+    let native = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/flags.yaml"
+    ))
+    .unwrap();
+    let import = format!("{ENV}/import");
+
+    let (st, plan) = s
+        .raw(
+            Method::POST,
+            &format!("{import}?dryRun=true"),
+            flagd.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{plan}");
+    assert_eq!(
+        plan["flags"]["created"],
+        json!(["new-checkout", "header-color", "legacy-banner"])
+    );
+    assert_eq!(plan["version"], Value::Null);
+    let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
+    assert_eq!(env["version"], 0, "a dry run changes nothing");
+
+    let (st, done) = s.raw(Method::POST, &import, flagd.clone(), &[]).await;
+    assert_eq!(
+        (st, done["version"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{done}"
+    );
+    // flagd targeting is kept as JsonLogic, $refs inlined, set metadata overlaid.
+    let (_, _, flag) = s
+        .admin(Method::GET, &format!("{ENV}/flags/new-checkout"), None, &[])
+        .await;
+    assert_eq!(
+        flag["definition"]["targeting"]["if"][0],
+        json!({"ends_with": [{"var": "email"}, "@example.com"]})
+    );
+    assert_eq!(flag["definition"]["metadata"]["team"], "payments");
+    let (_, again) = s.raw(Method::POST, &import, flagd, &[]).await;
+    assert_eq!(
+        (
+            again["flags"]["unchanged"].clone(),
+            again["version"].clone()
+        ),
+        (json!(3), json!(1))
+    );
+
+    // Replace with the native example: flagd-only flags go, the rest come.
+    let (st, plan) = s
+        .raw(Method::POST, &format!("{import}?mode=replace"), native, &[])
+        .await;
+    assert_eq!(st, StatusCode::OK, "{plan}");
+    assert_eq!(
+        plan["flags"]["deleted"],
+        json!(["header-color", "legacy-banner"])
+    );
+    assert_eq!(plan["flags"]["updated"], json!(["new-checkout"]));
+    assert_eq!(plan["segments"]["created"], json!(["beta-testers"]));
+
+    // Invalid documents are refused with every problem and change nothing.
+    let bad =
+        br#"{"flags": {"f": {"variants": {"a": 1}, "defaultServe": {"variant": "b"}}}}"#.to_vec();
+    let (st, body) = s.raw(Method::POST, &import, bad, &[]).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["problems"][0]["pointer"],
+        "/flags/f/defaultServe/variant"
+    );
+    let (st, body) = s
+        .raw(Method::POST, &import, b"flags: [".to_vec(), &[])
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (st, _) = s
+        .raw(
+            Method::POST,
+            &format!("{import}?mode=upsert"),
+            b"{}".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
+    assert_eq!(env["version"], 2);
 }

@@ -52,6 +52,11 @@ fn routes() -> Vec<(Method, String, Option<Value>)> {
         (Method::GET, format!("{seg}/audit"), None),
         (Method::GET, format!("{ENV}/audit"), None),
         (Method::GET, format!("{ENV}/export"), None),
+        (
+            Method::POST,
+            format!("{ENV}/import"),
+            Some(json!({"flags": {}})),
+        ),
         (Method::GET, "/api/v1/keys".into(), None),
         (
             Method::POST,

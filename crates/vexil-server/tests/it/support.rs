@@ -131,7 +131,8 @@ impl Server {
             .await
     }
 
-    /// Sends raw bytes as the body.
+    /// Sends raw bytes as the body, on a connection of its own (after a
+    /// refused oversized body the server closes the connection).
     pub(crate) async fn raw(
         &self,
         method: Method,
@@ -139,8 +140,11 @@ impl Server {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut req = client
             .request(method, self.url(path))
             .bearer_auth(ADMIN_KEY)
             .body(body);
