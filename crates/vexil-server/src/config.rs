@@ -15,8 +15,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "VEXIL_DATA_DIR", default_value = "./vexil-data")]
     pub(crate) data_dir: PathBuf,
     /// PostgreSQL URL (postgres://…); several servers may share one database.
-    #[arg(long, env = "VEXIL_DATABASE_URL")]
+    #[arg(long, env = "VEXIL_DATABASE_URL", conflicts_with = "flags")]
     pub(crate) database_url: Option<String>,
+    /// Serve read-only from this flag file (native or flagd, JSON or YAML),
+    /// watched for changes, instead of a store.
+    #[arg(long, env = "VEXIL_FLAGS")]
+    pub(crate) flags: Option<PathBuf>,
     /// Admin key to accept (created in the store on first start). Without
     /// it, a random admin key is created on first start and printed once.
     #[arg(long, env = "VEXIL_ADMIN_KEY", hide_env_values = true)]
@@ -47,6 +51,8 @@ pub(crate) enum LogFormat {
 pub(crate) enum StoreConfig {
     Sqlite(PathBuf),
     Postgres(String),
+    /// Read-only, from a watched flag file.
+    File(PathBuf),
 }
 
 /// Validated server configuration.
@@ -62,15 +68,18 @@ pub(crate) struct Config {
 impl ServeArgs {
     /// Checks the flags and builds the configuration.
     pub(crate) fn into_config(self) -> anyhow::Result<Config> {
-        let store = match self.database_url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+        let store = match (self.database_url, self.flags) {
+            (_, Some(file)) => StoreConfig::File(file),
+            (Some(url), None)
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
                 StoreConfig::Postgres(url)
             }
-            Some(url) => anyhow::bail!(
+            (Some(url), None) => anyhow::bail!(
                 "--database-url must be a postgres:// URL, got `{}`",
                 mask_url(&url)
             ),
-            None => StoreConfig::Sqlite(self.data_dir),
+            (None, None) => StoreConfig::Sqlite(self.data_dir),
         };
         if let Some(k) = &self.admin_key
             && k.len() < 16
@@ -119,6 +128,11 @@ impl fmt::Display for Config {
             StoreConfig::Postgres(url) => {
                 writeln!(f, "  store           postgres ({})", mask_url(url))?
             }
+            StoreConfig::File(path) => writeln!(
+                f,
+                "  store           read-only flag file ({}), watched",
+                path.display()
+            )?,
         }
         writeln!(
             f,

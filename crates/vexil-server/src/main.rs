@@ -5,6 +5,7 @@
 mod api;
 mod commands;
 mod config;
+mod file_store;
 mod keys;
 mod output;
 mod serve;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use vexil_store::{ErrorKind, Scope, SqlStore, Store};
 
 use crate::config::{Config, StoreConfig};
+use crate::file_store::FileStore;
 use crate::keys;
 use crate::state::{AppState, now_ms};
 
@@ -17,6 +18,7 @@ pub(crate) async fn open_store(config: &StoreConfig) -> anyhow::Result<SqlStore>
     let store = match config {
         StoreConfig::Sqlite(dir) => SqlStore::open_sqlite(dir).await?,
         StoreConfig::Postgres(url) => SqlStore::open_postgres(url, 16).await?,
+        StoreConfig::File(_) => anyhow::bail!("a flag file has no database to migrate"),
     };
     let version = store
         .migrate()
@@ -99,9 +101,38 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = open_store(&config.store).await?;
-    bootstrap(&store, config.admin_key.as_deref()).await?;
-    let state = Arc::new(AppState::new(Arc::new(store.clone())));
+    let (store, file, sql): (Arc<dyn Store>, Option<Arc<FileStore>>, Option<SqlStore>) =
+        match &config.store {
+            StoreConfig::File(path) => {
+                let secret = match &config.admin_key {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = keys::generate(Scope::Admin)?;
+                        println!("admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}");
+                        k
+                    }
+                };
+                let file = Arc::new(FileStore::open(path, &secret, now_ms())?);
+                (file.clone(), Some(file), None)
+            }
+            other => {
+                let sql = open_store(other).await?;
+                bootstrap(&sql, config.admin_key.as_deref()).await?;
+                (Arc::new(sql.clone()), None, Some(sql))
+            }
+        };
+    let state = Arc::new(AppState::new(store));
+    // A watched file: poll it, once a second.
+    let watcher = file.map(|file| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let f = file.clone();
+                let _ = tokio::task::spawn_blocking(move || f.refresh(now_ms())).await;
+            }
+        })
+    });
 
     // Serve at once (health answers, readiness says "not yet") while the
     // snapshots load; then follow changes other servers write.
@@ -135,7 +166,12 @@ pub(crate) async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     sync.abort();
-    store.close().await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    if let Some(sql) = sql {
+        sql.close().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Conflict,
     /// The database cannot be reached or timed out; retrying may help.
     Unavailable,
+    /// This store does not accept writes (flags served from a file).
+    ReadOnly,
     /// Anything else (a bug, corrupt data).
     Internal,
 }

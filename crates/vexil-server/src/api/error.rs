@@ -84,6 +84,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", e.message)
             }
             ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.message),
+            ErrorKind::ReadOnly => ApiError::new(StatusCode::CONFLICT, "read_only", e.message),
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::new(

@@ -5,4 +5,5 @@ mod admin;
 mod auth;
 mod cli;
 mod durability;
+mod file_mode;
 mod support;
