@@ -3,6 +3,7 @@
 //! environment and the clock.
 
 mod api;
+mod client;
 mod commands;
 mod config;
 mod file_store;
@@ -31,6 +32,41 @@ enum Command {
     Serve(config::ServeArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
+    /// Manage flags on a running server.
+    Flags {
+        #[command(flatten)]
+        remote: client::Remote,
+        #[command(subcommand)]
+        command: client::FlagsCommand,
+    },
+    /// Manage API keys on a running server.
+    Keys {
+        #[command(flatten)]
+        remote: client::Remote,
+        #[command(subcommand)]
+        command: client::KeysCommand,
+    },
+    /// Import a flag document (native or flagd, JSON or YAML) into an environment.
+    Import {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// The document (`-` for standard input).
+        file: PathBuf,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete flags and segments the document does not have.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Export an environment as a native document.
+    Export {
+        #[command(flatten)]
+        remote: client::Remote,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Evaluate one flag from a flag file for a context and print the result
     /// as JSON (exit status 1 when the evaluation ends in an error).
     Eval(EvalArgs),
@@ -123,6 +159,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve_main(args),
         Command::Migrate(args) => migrate_main(args),
+        Command::Flags { remote, command } => client::flags(remote, admin_key_env(), command),
+        Command::Keys { remote, command } => client::keys(remote, admin_key_env(), command),
+        Command::Import {
+            remote,
+            file,
+            dry_run,
+            replace,
+        } => client::import(remote, admin_key_env(), file, dry_run, replace),
+        Command::Export { remote, output } => client::export(remote, admin_key_env(), output),
         Command::Eval(args) => commands::eval(&commands::EvalInput {
             flags: &args.flags,
             flag: &args.flag,
@@ -189,6 +234,13 @@ fn migrate_main(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     })?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `VEXIL_ADMIN_KEY`, which admin commands use when no `--key` is given.
+fn admin_key_env() -> Option<String> {
+    std::env::var("VEXIL_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
 }
 
 /// Seconds since the Unix epoch, for `$flagd.timestamp`.

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod cli;
+mod client;
 mod durability;
 mod file_mode;
 mod support;
