@@ -13,8 +13,8 @@ use vexil_store::{EnvState, Environment, ErrorKind, Item, ItemKind, Mutation, St
 
 use crate::api::error::ApiError;
 
-/// How many times a write is re-validated and retried when another write
-/// to the same environment got in first.
+/// How many times a write is re-validated and retried when another server
+/// wrote to the same environment first.
 const MAX_WRITE_ATTEMPTS: usize = 16;
 
 /// One environment's compiled flags at one version.
@@ -32,6 +32,12 @@ pub(crate) struct AppState {
     snapshots: ArcSwap<HashMap<i64, Arc<EnvSnapshot>>>,
     /// Set once every environment's snapshot has been loaded.
     pub(crate) loaded: AtomicBool,
+    /// One write queue per environment. Writes to an environment are
+    /// totally ordered anyway (each needs the previous version); queueing
+    /// them here instead of letting them race on the version check keeps
+    /// concurrent writers on this server from starving each other. This is
+    /// the one lock held across `.await`, and only by writers.
+    write_queues: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -119,6 +125,7 @@ impl AppState {
             store,
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             loaded: AtomicBool::new(false),
+            write_queues: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -218,6 +225,14 @@ impl AppState {
     where
         F: Fn(&EnvState) -> Result<Vec<Mutation>, ApiError>,
     {
+        let queue = {
+            let mut queues = self
+                .write_queues
+                .lock()
+                .map_err(|_| ApiError::internal("write queue lock poisoned"))?;
+            queues.entry(env.id).or_default().clone()
+        };
+        let _turn = queue.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let state = self.store.load(env.id).await?;
             let mutations = plan(&state)?;

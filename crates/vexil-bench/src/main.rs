@@ -1,0 +1,148 @@
+//! `vexil-bench`: load generator for Vexil servers. Only sends traffic to
+//! the URL it is given; meant for 127.0.0.1.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(name = "vexil-bench", about = "Load generator for Vexil servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Durable flag updates through the admin API: each connection toggles
+    /// its own flag as fast as the server acknowledges.
+    AdminWrites {
+        /// Server URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin API key.
+        #[arg(long, env = "VEXIL_ADMIN_KEY")]
+        key: String,
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[arg(long = "env", default_value = "development")]
+        environment: String,
+        /// Concurrent connections (each with its own flag).
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+/// Latency percentiles of a run, in microseconds.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::AdminWrites {
+            url,
+            key,
+            project,
+            environment,
+            connections,
+            seconds,
+        } => admin_writes(url, key, project, environment, connections, seconds).await,
+    }
+}
+
+async fn admin_writes(
+    url: String,
+    key: String,
+    project: String,
+    environment: String,
+    connections: usize,
+    seconds: u64,
+) -> Result<()> {
+    let base = format!(
+        "{}/api/v1/projects/{project}/environments/{environment}/flags",
+        url.trim_end_matches('/')
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    // One flag per connection, created up front.
+    for c in 0..connections {
+        let resp = http
+            .put(format!("{base}/bench-{c}"))
+            .bearer_auth(&key)
+            .header("if-none-match", "*")
+            .json(
+                &json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "on"}}),
+            )
+            .send()
+            .await
+            .context("cannot reach the server")?;
+        if !resp.status().is_success() && resp.status().as_u16() != 409 {
+            bail!(
+                "cannot create bench flag: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let base = Arc::new(base);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (http, base, key) = (http.clone(), base.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut on = false;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let resp = http
+                    .post(format!("{base}/bench-{c}/toggle"))
+                    .bearer_auth(&key)
+                    .json(&json!({"enabled": on}))
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        latencies.push(t.elapsed().as_micros() as u64)
+                    }
+                    _ => errors += 1,
+                }
+                on = !on;
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    println!(
+        "admin-writes: {} acknowledged updates in {elapsed:.1} s = {:.0} updates/s ({connections} connections, {errors} errors); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        all.len(),
+        all.len() as f64 / elapsed,
+        percentile(&all, 0.5) as f64 / 1000.0,
+        percentile(&all, 0.99) as f64 / 1000.0,
+        all.last().copied().unwrap_or(0) as f64 / 1000.0,
+    );
+    Ok(())
+}
