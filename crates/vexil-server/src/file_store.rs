@@ -258,6 +258,10 @@ impl Store for FileStore {
         Ok(vec![self.admin()])
     }
 
+    async fn keys_with_hashes(&self) -> Result<Vec<(String, ApiKey)>> {
+        Ok(vec![(self.admin_hash.clone(), self.admin())])
+    }
+
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         Ok((hash == self.admin_hash).then(|| self.admin()))
     }

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod file_store;
 mod keys;
+mod metrics;
 mod output;
 mod serve;
 mod state;

@@ -121,7 +121,7 @@ pub(crate) async fn run(
                 (Arc::new(sql.clone()), None, Some(sql))
             }
         };
-    let state = Arc::new(AppState::new(store));
+    let state = Arc::new(AppState::new(store, file.is_some()));
     // A watched file: poll it, once a second.
     let watcher = file.map(|file| {
         tokio::spawn(async move {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use vexil_engine::model::{Document, FlagDef, SegmentDef};
 use vexil_engine::{Keyed, Problem, Snapshot};
-use vexil_store::{EnvState, Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
+use vexil_store::{
+    ApiKey, EnvState, Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError,
+};
 
 use crate::api::error::ApiError;
 
@@ -22,6 +24,27 @@ const MAX_WRITE_ATTEMPTS: usize = 16;
 pub(crate) struct EnvSnapshot {
     pub(crate) env: Environment,
     pub(crate) snapshot: Snapshot,
+    /// The environment as a native JSON document, serialised once per
+    /// version for every edge and SDK that downloads it.
+    pub(crate) document: axum::body::Bytes,
+    /// When this version was installed here.
+    pub(crate) installed_at: std::time::Instant,
+    /// `project/environment`, for metrics.
+    pub(crate) label: String,
+}
+
+impl EnvSnapshot {
+    fn new(env: Environment, snapshot: Snapshot, doc: &Document) -> Self {
+        let document = serde_json::to_vec(doc).unwrap_or_default().into();
+        let label = format!("{}/{}", env.project_key, env.key);
+        EnvSnapshot {
+            label,
+            env,
+            snapshot,
+            document,
+            installed_at: std::time::Instant::now(),
+        }
+    }
 }
 
 /// State shared by all requests.
@@ -38,6 +61,12 @@ pub(crate) struct AppState {
     /// concurrent writers on this server from starving each other. This is
     /// the one lock held across `.await`, and only by writers.
     write_queues: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// API keys by hash, for the data plane: evaluation never asks the
+    /// store who is calling. Refreshed with the snapshots.
+    keys: ArcSwap<HashMap<String, ApiKey>>,
+    /// Serving a flag file: one environment, admin key accepted everywhere.
+    read_only: bool,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -101,10 +130,10 @@ fn apply(items: &[Item], mutations: &[Mutation]) -> Vec<Item> {
 }
 
 /// Compiles an environment's items; problems are a 422.
-fn compile(items: &[Item]) -> Result<Snapshot, ApiError> {
+fn compile(items: &[Item]) -> Result<(Snapshot, Document), ApiError> {
     let doc = document_of(items.iter())?;
     match vexil_engine::compile(&doc) {
-        Ok(c) => Ok(c.snapshot),
+        Ok(c) => Ok((c.snapshot, doc)),
         Err(problems) => Err(ApiError::invalid(problems.0)),
     }
 }
@@ -120,12 +149,15 @@ pub(crate) struct Written {
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, read_only: bool) -> Self {
         AppState {
             store,
             snapshots: ArcSwap::from_pointee(HashMap::new()),
             loaded: AtomicBool::new(false),
             write_queues: std::sync::Mutex::new(HashMap::new()),
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            read_only,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -156,10 +188,7 @@ impl AppState {
         let doc = document_of(state.items.iter())?;
         match vexil_engine::compile(&doc) {
             Ok(c) => {
-                self.install(EnvSnapshot {
-                    env: state.env,
-                    snapshot: c.snapshot,
-                });
+                self.install(EnvSnapshot::new(state.env, c.snapshot, &doc));
                 Ok(())
             }
             Err(problems) => {
@@ -174,6 +203,7 @@ impl AppState {
 
     /// Loads every environment.
     pub(crate) async fn load_all(&self) -> Result<(), ApiError> {
+        self.refresh_keys().await?;
         for env in self.store.environments(None).await? {
             self.reload(env.id).await?;
         }
@@ -184,6 +214,7 @@ impl AppState {
     /// Reloads environments whose version in the store is ahead of ours:
     /// how changes written by other servers arrive.
     pub(crate) async fn sync(&self) -> Result<usize, ApiError> {
+        self.refresh_keys().await?;
         let current = self.snapshots();
         let mut reloaded = 0;
         for (id, version) in self.store.versions().await? {
@@ -193,6 +224,27 @@ impl AppState {
             }
         }
         Ok(reloaded)
+    }
+
+    /// Whether flags come from a read-only file.
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Reloads the API key cache from the store.
+    pub(crate) async fn refresh_keys(&self) -> Result<(), ApiError> {
+        let keys = self.store.keys_with_hashes().await?;
+        self.keys.store(Arc::new(keys.into_iter().collect()));
+        Ok(())
+    }
+
+    /// The live (not revoked) key with this hash, from the cache.
+    pub(crate) fn cached_key(&self, hash: &str) -> Option<ApiKey> {
+        self.keys
+            .load()
+            .get(hash)
+            .filter(|k| k.revoked_at.is_none())
+            .cloned()
     }
 
     /// Plans and validates a change without committing it (dry runs).
@@ -244,7 +296,7 @@ impl AppState {
                 });
             }
             let items = apply(&state.items, &mutations);
-            let snapshot = compile(&items)?;
+            let (snapshot, doc) = compile(&items)?;
             match self
                 .store
                 .commit(env.id, state.env.version, actor, &mutations, now_ms())
@@ -253,7 +305,7 @@ impl AppState {
                 Ok(version) => {
                     let mut env = state.env.clone();
                     env.version = version;
-                    self.install(EnvSnapshot { env, snapshot });
+                    self.install(EnvSnapshot::new(env, snapshot, &doc));
                     let items = self
                         .store
                         .load(state.env.id)

@@ -79,6 +79,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_key(&self, key: &NewKey) -> Result<ApiKey>;
     /// All API keys, revoked ones included.
     async fn keys(&self) -> Result<Vec<ApiKey>>;
+    /// All API keys with their hashes, for in-memory lookup.
+    async fn keys_with_hashes(&self) -> Result<Vec<(String, ApiKey)>>;
     /// The key with this hash, if any.
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
     /// Marks a key revoked.

@@ -570,6 +570,18 @@ impl Store for SqlStore {
         rows.iter().map(key_from).collect()
     }
 
+    async fn keys_with_hashes(&self) -> Result<Vec<(String, ApiKey)>> {
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, scope, project_id, environment_id, created_at, revoked_at, key_hash FROM api_keys",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::db("cannot list API keys", e))?;
+        rows.iter()
+            .map(|r| Ok((get(r, "key_hash")?, key_from(r)?)))
+            .collect()
+    }
+
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         let row = sqlx::query(&format!("{KEY_SELECT} WHERE key_hash = $1"))
             .bind(hash)

@@ -791,6 +791,7 @@ async fn create_key(
             now: now_ms(),
         })
         .await?;
+    st.refresh_keys().await?;
     let mut out = key_json(&key, project.as_slice(), env.as_slice());
     out["secret"] = Value::String(secret);
     Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -832,6 +833,7 @@ async fn revoke_key(
         ));
     }
     let key = st.store.revoke_key(id, now_ms()).await?;
+    st.refresh_keys().await?;
     let projects = st.store.projects().await?;
     let envs = st.store.environments(None).await?;
     Ok(Json(key_json(&key, &projects, &envs)))

@@ -18,12 +18,11 @@ pub(crate) struct Principal {
 }
 
 /// The secret a request carries, if any.
-pub(crate) fn secret(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+pub(crate) fn secret(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim());
     }
-    let auth = parts
-        .headers
+    let auth = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -38,11 +37,13 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let secret = secret(parts).filter(|s| !s.is_empty()).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-            )
-        })?;
+        let secret = secret(&parts.headers)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+                )
+            })?;
         let key = state
             .store
             .key_by_hash(&keys::hash(secret))

@@ -7,4 +7,5 @@ mod cli;
 mod client;
 mod durability;
 mod file_mode;
+mod ofrep;
 mod support;

@@ -1,0 +1,319 @@
+//! The data plane: OFREP evaluation (single flag and bulk) and snapshot
+//! delivery to edges and SDKs.
+//!
+//! Everything here answers from the in-memory snapshots and key cache:
+//! no request touches the store, so evaluation keeps working while the
+//! store is down.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use vexil_engine::{Context, ErrorCode, Evaluation, ValueType};
+use vexil_store::Scope;
+
+use crate::api::auth::secret;
+use crate::keys;
+use crate::state::{AppState, EnvSnapshot};
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
+        .route("/api/v1/snapshot", get(snapshot))
+}
+
+/// A JSON answer from pre-serialised bytes.
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// An OFREP error body: `{key?, errorCode, errorDetails}`.
+fn ofrep_error(status: StatusCode, key: Option<&str>, code: &str, details: &str) -> Response {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Failure<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
+        error_code: &'a str,
+        error_details: &'a str,
+    }
+    let body = serde_json::to_vec(&Failure {
+        key,
+        error_code: code,
+        error_details: details,
+    })
+    .unwrap_or_default();
+    json_response(status, body)
+}
+
+/// Who is calling, and which environment they evaluate.
+fn caller(
+    st: &AppState,
+    headers: &HeaderMap,
+    need_rules: bool,
+) -> Result<Arc<EnvSnapshot>, Box<Response>> {
+    let Some(secret) = secret(headers).filter(|s| !s.is_empty()) else {
+        return Err(Box::new(ofrep_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "GENERAL",
+            "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        )));
+    };
+    let Some(key) = st.cached_key(&keys::hash(secret)) else {
+        return Err(Box::new(ofrep_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "GENERAL",
+            "unknown or revoked API key",
+        )));
+    };
+    let env_id = match (key.scope, key.environment_id) {
+        (Scope::Client, _) if need_rules => {
+            return Err(Box::new(ofrep_error(
+                StatusCode::FORBIDDEN,
+                None,
+                "GENERAL",
+                "client keys get evaluated values only, not rules; use a server key",
+            )));
+        }
+        (Scope::Server | Scope::Client, Some(env)) => env,
+        _ => {
+            // An admin key names no environment; a flag file has only one.
+            let snapshots = st.snapshots();
+            match (snapshots.len(), snapshots.keys().next()) {
+                (1, Some(&only)) if st.read_only() => only,
+                _ => {
+                    return Err(Box::new(ofrep_error(
+                        StatusCode::FORBIDDEN,
+                        None,
+                        "GENERAL",
+                        "evaluation needs a server or client key: they name the environment",
+                    )));
+                }
+            }
+        }
+    };
+    st.snapshots().get(&env_id).cloned().ok_or_else(|| {
+        Box::new(ofrep_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "GENERAL",
+            "flags are not loaded yet; retry shortly",
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+struct EvalRequest {
+    #[serde(default)]
+    context: Value,
+}
+
+/// Reads `{"context": {...}}`; an empty body or `{}` is an empty context.
+fn context_of(body: &[u8]) -> Result<Context, String> {
+    let ctx = if body.iter().all(u8::is_ascii_whitespace) {
+        Context::new()
+    } else {
+        let req: EvalRequest = serde_json::from_slice(body)
+            .map_err(|e| format!("request body is not valid JSON: {e}"))?;
+        Context::from_json(req.context).map_err(|e| e.to_string())?
+    };
+    Ok(ctx.with_timestamp(unix_seconds()))
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct Success<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+    reason: &'static str,
+    /// Always present (null without a value): the Python provider reads it
+    /// unconditionally.
+    variant: Option<&'a str>,
+    metadata: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failed<'a> {
+    key: &'a str,
+    error_code: &'static str,
+    error_details: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Success(Success<'a>),
+    Failed(Failed<'a>),
+}
+
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+fn entry<'a>(key: &'a str, e: &'a Evaluation<'a>) -> Entry<'a> {
+    match &e.error {
+        Some(err) => Entry::Failed(Failed {
+            key,
+            error_code: err.code.as_str(),
+            error_details: &err.details,
+        }),
+        None => Entry::Success(Success {
+            key,
+            value: e.value,
+            reason: e.reason.as_str(),
+            variant: e.variant,
+            metadata: e.metadata().unwrap_or(&EMPTY),
+        }),
+    }
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+async fn ofrep_single(
+    State(st): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let env = match caller(&st, &headers, false) {
+        Ok(env) => env,
+        Err(resp) => return *resp,
+    };
+    let ctx = match context_of(&body) {
+        Ok(c) => c,
+        Err(msg) => {
+            return ofrep_error(StatusCode::BAD_REQUEST, Some(&key), "INVALID_CONTEXT", &msg);
+        }
+    };
+    let eval = env.snapshot.evaluate(&key, &ctx, ValueType::Any);
+    st.metrics
+        .evaluated(&env.label, &[(eval.reason.as_str(), 1)]);
+    let status = match eval.error.as_ref().map(|e| e.code) {
+        None => StatusCode::OK,
+        Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
+        Some(_) => StatusCode::BAD_REQUEST,
+    };
+    let body = serde_json::to_vec(&entry(&key, &eval)).unwrap_or_default();
+    json_response(status, body)
+}
+
+/// The bulk ETag: the environment version and a hash of the request body,
+/// so it changes when either the flags or the context change.
+fn bulk_etag(version: i64, body: &[u8]) -> String {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(body);
+    format!("\"{version}-{:016x}\"", h.finish())
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag for one context.
+async fn ofrep_bulk(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let env = match caller(&st, &headers, false) {
+        Ok(env) => env,
+        Err(resp) => return *resp,
+    };
+    let etag = bulk_etag(env.env.version, &body);
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    if if_none_match(&headers, &etag) {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp.headers_mut().insert(header::ETAG, etag_value);
+        return resp;
+    }
+    let ctx = match context_of(&body) {
+        Ok(c) => c,
+        Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
+    };
+    let evals = env.snapshot.evaluate_all(&ctx);
+    let mut reasons: Vec<(&'static str, u64)> = Vec::with_capacity(6);
+    for e in &evals {
+        match reasons.iter_mut().find(|(r, _)| *r == e.reason.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((e.reason.as_str(), 1)),
+        }
+    }
+    st.metrics.evaluated(&env.label, &reasons);
+    #[derive(Serialize)]
+    struct Bulk<'a> {
+        flags: Vec<Entry<'a>>,
+        metadata: &'a Map<String, Value>,
+    }
+    let flags: Vec<Entry<'_>> = evals
+        .iter()
+        .map(|e| entry(e.key().unwrap_or(""), e))
+        .collect();
+    let body = serde_json::to_vec(&Bulk {
+        flags,
+        metadata: &EMPTY,
+    })
+    .unwrap_or_default();
+    let mut resp = json_response(StatusCode::OK, body);
+    resp.headers_mut().insert(header::ETAG, etag_value);
+    resp
+}
+
+/// `GET /api/v1/snapshot`: the environment's rules as a native document,
+/// for edges and server SDKs, with `ETag` = version and 304 on a match.
+async fn snapshot(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let env = match caller(&st, &headers, true) {
+        Ok(env) => env,
+        Err(resp) => return *resp,
+    };
+    let etag = format!("\"{}\"", env.env.version);
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let mut resp = if if_none_match(&headers, &etag) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(Body::from(env.document.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag_value);
+    // Shared caches may keep it but must revalidate; the key is part of
+    // the request, so cache per key.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=0, must-revalidate"),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-Key"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&env.env.version.to_string()) {
+        h.insert("x-vexil-version", v);
+    }
+    resp.into_response()
+}

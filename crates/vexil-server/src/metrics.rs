@@ -1,0 +1,222 @@
+//! Prometheus metrics at `/metrics`: requests by route and status with
+//! latency histograms, evaluations by environment and reason, and each
+//! environment's snapshot version, age and size.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+#[derive(Default, Clone)]
+struct Series {
+    count: u64,
+    sum: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// Counters shared by all requests. Plain mutexes: each request takes one
+/// briefly, never across an `.await`.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    /// Route template to status to series.
+    requests: Mutex<HashMap<String, HashMap<u16, Series>>>,
+    /// `project/environment` to reason to count.
+    evaluations: Mutex<HashMap<String, HashMap<&'static str, u64>>>,
+}
+
+impl Metrics {
+    fn observe(&self, route: &str, status: u16, seconds: f64) {
+        let Ok(mut requests) = self.requests.lock() else {
+            return;
+        };
+        let by_status = match requests.get_mut(route) {
+            Some(m) => m,
+            None => requests.entry(route.to_owned()).or_default(),
+        };
+        let s = by_status.entry(status).or_default();
+        s.count += 1;
+        s.sum += seconds;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Counts evaluations of one environment, by reason.
+    pub(crate) fn evaluated(&self, environment: &str, reasons: &[(&'static str, u64)]) {
+        let Ok(mut evals) = self.evaluations.lock() else {
+            return;
+        };
+        let by_reason = match evals.get_mut(environment) {
+            Some(m) => m,
+            None => evals.entry(environment.to_owned()).or_default(),
+        };
+        for (reason, n) in reasons {
+            *by_reason.entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// Middleware: times every request and counts it by route and status.
+pub(crate) async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    st.metrics.observe(
+        route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`.
+pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(
+        out,
+        "# HELP vexil_http_requests_total HTTP requests by route and status."
+    );
+    let _ = writeln!(out, "# TYPE vexil_http_requests_total counter");
+    let requests: Vec<(String, u16, Series)> = st
+        .metrics
+        .requests
+        .lock()
+        .map(|m| {
+            m.iter()
+                .flat_map(|(r, by)| by.iter().map(move |(s, v)| (r.clone(), *s, v.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (route, status, s) in &requests {
+        let _ = writeln!(
+            out,
+            "vexil_http_requests_total{{route=\"{}\",status=\"{status}\"}} {}",
+            escape(route),
+            s.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_http_request_duration_seconds HTTP request latency by route and status."
+    );
+    let _ = writeln!(out, "# TYPE vexil_http_request_duration_seconds histogram");
+    for (route, status, s) in &requests {
+        let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                s.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+            s.count
+        );
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
+            s.sum
+        );
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_count{{{labels}}} {}",
+            s.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_evaluations_total Flag evaluations by environment and reason."
+    );
+    let _ = writeln!(out, "# TYPE vexil_evaluations_total counter");
+    if let Ok(evals) = st.metrics.evaluations.lock() {
+        for (env, by) in evals.iter() {
+            for (reason, n) in by {
+                let _ = writeln!(
+                    out,
+                    "vexil_evaluations_total{{environment=\"{}\",reason=\"{reason}\"}} {n}",
+                    escape(env)
+                );
+            }
+        }
+    }
+    let snapshots = st.snapshots();
+    let _ = writeln!(
+        out,
+        "# HELP vexil_snapshot_version Environment version being served."
+    );
+    let _ = writeln!(out, "# TYPE vexil_snapshot_version gauge");
+    for s in snapshots.values() {
+        let _ = writeln!(
+            out,
+            "vexil_snapshot_version{{environment=\"{}/{}\"}} {}",
+            escape(&s.env.project_key),
+            escape(&s.env.key),
+            s.env.version
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_snapshot_age_seconds Time since the served version was installed."
+    );
+    let _ = writeln!(out, "# TYPE vexil_snapshot_age_seconds gauge");
+    for s in snapshots.values() {
+        let _ = writeln!(
+            out,
+            "vexil_snapshot_age_seconds{{environment=\"{}/{}\"}} {:.3}",
+            escape(&s.env.project_key),
+            escape(&s.env.key),
+            s.installed_at.elapsed().as_secs_f64()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_snapshot_flags Flags in the served version."
+    );
+    let _ = writeln!(out, "# TYPE vexil_snapshot_flags gauge");
+    for s in snapshots.values() {
+        let _ = writeln!(
+            out,
+            "vexil_snapshot_flags{{environment=\"{}/{}\"}} {}",
+            escape(&s.env.project_key),
+            escape(&s.env.key),
+            s.snapshot.len()
+        );
+    }
+    let up = st.store.ping().await.is_ok();
+    let _ = writeln!(out, "# HELP vexil_store_up Whether the store answers.");
+    let _ = writeln!(out, "# TYPE vexil_store_up gauge");
+    let _ = writeln!(out, "vexil_store_up {}", u8::from(up));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
+}

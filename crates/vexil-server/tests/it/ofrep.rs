@@ -1,0 +1,425 @@
+//! OFREP evaluation and snapshot delivery over HTTP against the real server.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{ENV, Server};
+
+/// Creates the test flags and a server and a client key; returns the keys.
+async fn setup(s: &Server) -> (String, String) {
+    let flags = [
+        (
+            "checkout",
+            json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"}, "metadata": {"owner": "web"},
+            "rules": [{"clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}], "serve": {"variant": "on"}}]}),
+        ),
+        (
+            "ratio",
+            json!({"variants": {"two": 2.0, "half": 0.5}, "defaultServe": {"variant": "two"}}),
+        ),
+        (
+            "count",
+            json!({"variants": {"small": 2, "large": 100}, "defaultServe": {"variant": "small"}}),
+        ),
+        (
+            "dark",
+            json!({"variants": {"on": true, "off": false}, "enabled": false, "defaultServe": {"variant": "on"}}),
+        ),
+        (
+            "split",
+            json!({"variants": {"a": "A", "b": "B"}, "defaultServe": {"rollout": {"weights": {"a": 50, "b": 50}}}}),
+        ),
+    ];
+    for (key, def) in flags {
+        let (st, _, body) = s
+            .admin(
+                Method::PUT,
+                &format!("{ENV}/flags/{key}"),
+                Some(&def),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+    }
+    let mut keys = Vec::new();
+    for scope in ["server", "client"] {
+        let (_, _, k) = s
+            .admin(Method::POST, "/api/v1/keys", Some(&json!({"name": scope, "scope": scope, "project": "default", "environment": "development"})), &[])
+            .await;
+        keys.push(k["secret"].as_str().unwrap().to_owned());
+    }
+    (keys[0].clone(), keys[1].clone())
+}
+
+async fn post(
+    s: &Server,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut req = s
+        .http
+        .post(s.url(path))
+        .body(body.to_owned())
+        .header("content-type", "application/json");
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    for (h, v) in headers {
+        req = req.header(*h, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn ofrep_single_flag_statuses_and_bodies() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = setup(&s).await;
+    let one = |k: &str| format!("/ofrep/v1/evaluate/flags/{k}");
+
+    let (st, h, text) = post(
+        &s,
+        &one("checkout"),
+        Some(&client),
+        r#"{"context": {"targetingKey": "u1", "plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(
+        json_of(&text),
+        json!({"key": "checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {"owner": "web"}})
+    );
+    // No targeting key, `{}`, an empty body: all fine.
+    for body in [r#"{"context": {"plan": "free"}}"#, "{}", ""] {
+        let (st, _, text) = post(&s, &one("checkout"), Some(&server), body, &[]).await;
+        assert_eq!(
+            (st, json_of(&text)["reason"].clone()),
+            (StatusCode::OK, json!("DEFAULT")),
+            "{body:?}"
+        );
+    }
+    // Floats stay floats, integers stay integers.
+    let (_, _, text) = post(&s, &one("ratio"), Some(&client), "{}", &[]).await;
+    assert!(text.contains("\"value\":2.0"), "{text}");
+    let (_, _, text) = post(&s, &one("count"), Some(&client), "{}", &[]).await;
+    assert!(text.contains("\"value\":2,"), "{text}");
+    // A disabled flag without off variant: success, no value, variant null.
+    let (st, _, text) = post(&s, &one("dark"), Some(&client), "{}", &[]).await;
+    assert_eq!(
+        (st, json_of(&text)),
+        (
+            StatusCode::OK,
+            json!({"key": "dark", "reason": "DISABLED", "variant": null, "metadata": {}})
+        )
+    );
+
+    let (st, _, text) = post(&s, &one("nope"), Some(&client), "{}", &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(
+        json_of(&text),
+        json!({"key": "nope", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag `nope` not found"})
+    );
+    let (st, _, text) = post(&s, &one("split"), Some(&client), "{}", &[]).await;
+    assert_eq!(
+        (st, json_of(&text)["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("TARGETING_KEY_MISSING"))
+    );
+    for bad in [
+        r#"{"context": [1]}"#,
+        r#"{"context": {"targetingKey": 5}}"#,
+        "{not json",
+    ] {
+        let (st, _, text) = post(&s, &one("checkout"), Some(&client), bad, &[]).await;
+        let v = json_of(&text);
+        assert_eq!(
+            (st, v["errorCode"].clone(), v["key"].clone()),
+            (
+                StatusCode::BAD_REQUEST,
+                json!("INVALID_CONTEXT"),
+                json!("checkout")
+            ),
+            "{bad}"
+        );
+        assert!(v["errorDetails"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+
+    let (st, _, _) = post(&s, &one("checkout"), None, "{}", &[]).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = post(&s, &one("checkout"), Some("vxc_wrong"), "{}", &[]).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = post(
+        &s,
+        &one("checkout"),
+        Some(crate::support::ADMIN_KEY),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "admin keys name no environment");
+    let resp = s
+        .http
+        .post(s.url(&one("checkout")))
+        .header("x-api-key", &client)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn ofrep_bulk_etag_and_cors() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    let bulk = "/ofrep/v1/evaluate/flags";
+    let ctx = r#"{"context": {"targetingKey": "u1", "plan": "pro"}}"#;
+    let (st, h, text) = post(&s, bulk, Some(&client), ctx, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let body = json_of(&text);
+    let by_key = |k: &str| {
+        body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == k)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(body["flags"].as_array().unwrap().len(), 5);
+    assert_eq!(by_key("checkout")["value"], true);
+    assert_eq!(
+        by_key("dark"),
+        json!({"key": "dark", "reason": "DISABLED", "variant": null, "metadata": {}})
+    );
+    assert_eq!(by_key("split")["reason"], "SPLIT");
+
+    let (st, h, text) = post(&s, bulk, Some(&client), ctx, &[("if-none-match", &etag)]).await;
+    assert_eq!(
+        (st, text.as_str(), h["etag"].to_str().unwrap()),
+        (StatusCode::NOT_MODIFIED, "", etag.as_str())
+    );
+    // Another context, or a changed flag, gives another ETag.
+    let (_, h2, _) = post(
+        &s,
+        bulk,
+        Some(&client),
+        r#"{"context": {"targetingKey": "u2"}}"#,
+        &[],
+    )
+    .await;
+    assert_ne!(h2["etag"], etag.as_str());
+    s.admin(
+        Method::POST,
+        &format!("{ENV}/flags/checkout/toggle"),
+        Some(&json!({"enabled": false})),
+        &[],
+    )
+    .await;
+    let (st, h3, _) = post(&s, bulk, Some(&client), ctx, &[("if-none-match", &etag)]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_ne!(h3["etag"], etag.as_str());
+
+    // Browsers: preflight allowed, ETag readable.
+    let resp = s
+        .http
+        .request(Method::OPTIONS, s.url(bulk))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,if-none-match",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    let resp = s
+        .http
+        .post(s.url(bulk))
+        .bearer_auth(&client)
+        .header("origin", "https://app.example.com")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let exposed = resp.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(exposed.contains("etag"), "{exposed}");
+}
+
+#[tokio::test]
+async fn snapshot_delivery_for_server_keys_only() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = setup(&s).await;
+    let resp = s
+        .http
+        .get(s.url("/api/v1/snapshot"))
+        .bearer_auth(&server)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, "\"5\"");
+    assert!(
+        resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("must-revalidate")
+    );
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["flags"].as_object().unwrap().len(), 5);
+    // What edges receive compiles to the same answers.
+    let compiled = vexil_engine_compile(&doc);
+    assert_eq!(compiled, 5);
+    let resp = s
+        .http
+        .get(s.url("/api/v1/snapshot"))
+        .bearer_auth(&server)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    let resp = s
+        .http
+        .get(s.url("/api/v1/snapshot"))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+fn vexil_engine_compile(doc: &Value) -> usize {
+    let text = doc.to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["validate", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout
+        .trim()
+        .rsplit(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn evaluation_keeps_working_when_the_store_is_down() {
+    let Some(url) = vexil_test_support::postgres_url() else {
+        return;
+    };
+    let (db, name) = vexil_test_support::create_database(&url).await;
+    let data = crate::support::Data::Postgres(db.clone());
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    // Take the database away under the running server.
+    vexil_test_support::drop_database(&db).await;
+    let _ = name;
+    let (st, _, text) = post(
+        &s,
+        "/ofrep/v1/evaluate/flags/checkout",
+        Some(&client),
+        r#"{"context": {"plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (st, json_of(&text)["value"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    let started = std::time::Instant::now();
+    let (st, _, body) = s
+        .admin(
+            Method::POST,
+            &format!("{ENV}/flags/checkout/toggle"),
+            Some(&json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    assert!(
+        st.is_server_error() || st == StatusCode::UNAUTHORIZED,
+        "{st} {body}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "writes fail fast"
+    );
+    let (st, _, ready) = s.call(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(
+        (st, ready["store"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("unavailable"))
+    );
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_evaluations_and_snapshots() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    for _ in 0..3 {
+        post(
+            &s,
+            "/ofrep/v1/evaluate/flags/checkout",
+            Some(&client),
+            r#"{"context": {"plan": "pro"}}"#,
+            &[],
+        )
+        .await;
+    }
+    post(
+        &s,
+        "/ofrep/v1/evaluate/flags",
+        Some(&client),
+        r#"{"context": {"targetingKey": "u"}}"#,
+        &[],
+    )
+    .await;
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "vexil_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"200\"} 3",
+        "vexil_http_request_duration_seconds_count{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"200\"} 3",
+        "vexil_evaluations_total{environment=\"default/development\",reason=\"TARGETING_MATCH\"} 3",
+        "vexil_evaluations_total{environment=\"default/development\",reason=\"SPLIT\"} 1",
+        "vexil_snapshot_version{environment=\"default/development\"} 5",
+        "vexil_snapshot_flags{environment=\"default/development\"} 5",
+        "vexil_store_up 1",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    assert!(text.contains("vexil_snapshot_age_seconds{environment=\"default/production\"}"));
+}
