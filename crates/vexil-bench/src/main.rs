@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod http;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -17,6 +19,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// HTTP load: closed loop over N keep-alive connections; reports
+    /// req/s and latency percentiles.
+    Http {
+        /// Target URL (http://127.0.0.1:PORT/path).
+        #[arg(long)]
+        url: String,
+        /// Request method.
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// Request body.
+        #[arg(long, default_value = "")]
+        body: String,
+        /// Extra header, `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Measured seconds (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// A bare hyper server answering every request with a fixed JSON body:
+    /// the ceiling of this machine, for ratios.
+    BareServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:18099")]
+        listen: std::net::SocketAddr,
+    },
     /// Durable flag updates through the admin API: each connection toggles
     /// its own flag as fast as the server acknowledges.
     AdminWrites {
@@ -40,7 +71,7 @@ enum Command {
 }
 
 /// Latency percentiles of a run, in microseconds.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -52,6 +83,15 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Http {
+            url,
+            method,
+            body,
+            headers,
+            connections,
+            seconds,
+        } => http::run(&url, &method, body, &headers, connections, seconds).await,
+        Command::BareServer { listen } => http::bare_server(listen).await,
         Command::AdminWrites {
             url,
             key,

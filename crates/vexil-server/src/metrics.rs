@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -25,10 +26,52 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
-/// Counters shared by all requests. Plain mutexes: each request takes one
-/// briefly, never across an `.await`.
+/// Status codes the hot routes count separately; others count as `other`.
+const HOT_STATUSES: [u16; 9] = [200, 304, 400, 401, 403, 404, 429, 500, 503];
+
+/// Lock-free counters of one hot (data plane) route: it is recorded by the
+/// handler itself, without a middleware, to keep evaluation cheap.
+#[derive(Default)]
+pub(crate) struct HotRoute {
+    statuses: [AtomicU64; HOT_STATUSES.len() + 1],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl HotRoute {
+    /// Records one request.
+    pub(crate) fn observe(&self, status: u16, elapsed: Duration) {
+        let i = HOT_STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(HOT_STATUSES.len());
+        self.statuses[i].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        // Buckets are cumulative at render time; record only the first.
+        if let Some(b) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The data plane's routes, counted lock-free.
+#[derive(Default)]
+pub(crate) struct HotRoutes {
+    pub(crate) ofrep_single: HotRoute,
+    pub(crate) ofrep_bulk: HotRoute,
+    pub(crate) snapshot: HotRoute,
+}
+
+/// Counters shared by all requests. The admin routes use plain mutexes
+/// (each request takes one briefly, never across an `.await`); the data
+/// plane uses `HotRoutes`.
 #[derive(Default)]
 pub(crate) struct Metrics {
+    pub(crate) hot: HotRoutes,
     /// Route template to status to series.
     requests: Mutex<HashMap<String, HashMap<u16, Series>>>,
     /// `project/environment` to reason to count.
@@ -71,13 +114,10 @@ impl Metrics {
 
 /// Middleware: times every request and counts it by route and status.
 pub(crate) async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     st.metrics.observe(
         route,
         resp.status().as_u16(),
@@ -118,6 +158,28 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
             s.count
         );
     }
+    let hot = [
+        (
+            "/ofrep/v1/evaluate/flags/{key}",
+            &st.metrics.hot.ofrep_single,
+        ),
+        ("/ofrep/v1/evaluate/flags", &st.metrics.hot.ofrep_bulk),
+        ("/api/v1/snapshot", &st.metrics.hot.snapshot),
+    ];
+    for (route, h) in hot {
+        for (i, n) in h.statuses.iter().enumerate() {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
+                let status = HOT_STATUSES
+                    .get(i)
+                    .map_or("other".to_owned(), ToString::to_string);
+                let _ = writeln!(
+                    out,
+                    "vexil_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP vexil_http_request_duration_seconds HTTP request latency by route and status."
@@ -146,6 +208,34 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
             out,
             "vexil_http_request_duration_seconds_count{{{labels}}} {}",
             s.count
+        );
+    }
+    for (route, h) in hot {
+        let count = h.count.load(Ordering::Relaxed);
+        if count == 0 {
+            continue;
+        }
+        let labels = format!("route=\"{route}\",status=\"any\"");
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += h.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
+            h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "vexil_http_request_duration_seconds_count{{{labels}}} {count}"
         );
     }
     let _ = writeln!(

@@ -25,9 +25,53 @@ use crate::state::{AppState, EnvSnapshot};
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
-        .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(ofrep_single).options(preflight),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            post(ofrep_bulk).options(preflight),
+        )
         .route("/api/v1/snapshot", get(snapshot))
+}
+
+/// CORS for browsers calling with client keys, written by hand: a layer
+/// cost a tenth of the data plane's throughput. Any origin may call; the
+/// ETag must be readable for bulk caching.
+fn cors(request: &HeaderMap, resp: &mut Response) {
+    if request.contains_key(header::ORIGIN) {
+        let h = resp.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("ETag, Retry-After"),
+        );
+    }
+}
+
+/// The CORS preflight of the evaluation routes.
+async fn preflight(headers: HeaderMap) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, if-none-match, x-api-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("3600"),
+    );
+    cors(&headers, &mut resp);
+    resp
 }
 
 /// A JSON answer from pre-serialised bytes.
@@ -196,17 +240,28 @@ async fn ofrep_single(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let env = match caller(&st, &headers, false) {
+    let started = std::time::Instant::now();
+    let mut resp = ofrep_single_inner(&st, &key, &headers, &body);
+    cors(&headers, &mut resp);
+    st.metrics
+        .hot
+        .ofrep_single
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+fn ofrep_single_inner(st: &AppState, key: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let env = match caller(st, headers, false) {
         Ok(env) => env,
         Err(resp) => return *resp,
     };
-    let ctx = match context_of(&body) {
+    let ctx = match context_of(body) {
         Ok(c) => c,
         Err(msg) => {
-            return ofrep_error(StatusCode::BAD_REQUEST, Some(&key), "INVALID_CONTEXT", &msg);
+            return ofrep_error(StatusCode::BAD_REQUEST, Some(key), "INVALID_CONTEXT", &msg);
         }
     };
-    let eval = env.snapshot.evaluate(&key, &ctx, ValueType::Any);
+    let eval = env.snapshot.evaluate(key, &ctx, ValueType::Any);
     st.metrics
         .evaluated(&env.label, &[(eval.reason.as_str(), 1)]);
     let status = match eval.error.as_ref().map(|e| e.code) {
@@ -214,7 +269,7 @@ async fn ofrep_single(
         Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::BAD_REQUEST,
     };
-    let body = serde_json::to_vec(&entry(&key, &eval)).unwrap_or_default();
+    let body = serde_json::to_vec(&entry(key, &eval)).unwrap_or_default();
     json_response(status, body)
 }
 
@@ -235,19 +290,30 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag for one context.
 async fn ofrep_bulk(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let env = match caller(&st, &headers, false) {
+    let started = std::time::Instant::now();
+    let mut resp = ofrep_bulk_inner(&st, &headers, &body);
+    cors(&headers, &mut resp);
+    st.metrics
+        .hot
+        .ofrep_bulk
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
+    let env = match caller(st, headers, false) {
         Ok(env) => env,
         Err(resp) => return *resp,
     };
-    let etag = bulk_etag(env.env.version, &body);
+    let etag = bulk_etag(env.env.version, body);
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    if if_none_match(&headers, &etag) {
+    if if_none_match(headers, &etag) {
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         resp.headers_mut().insert(header::ETAG, etag_value);
         return resp;
     }
-    let ctx = match context_of(&body) {
+    let ctx = match context_of(body) {
         Ok(c) => c,
         Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
     };
@@ -282,13 +348,23 @@ async fn ofrep_bulk(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
 /// `GET /api/v1/snapshot`: the environment's rules as a native document,
 /// for edges and server SDKs, with `ETag` = version and 304 on a match.
 async fn snapshot(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let env = match caller(&st, &headers, true) {
+    let started = std::time::Instant::now();
+    let resp = snapshot_inner(&st, &headers);
+    st.metrics
+        .hot
+        .snapshot
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+fn snapshot_inner(st: &AppState, headers: &HeaderMap) -> Response {
+    let env = match caller(st, headers, true) {
         Ok(env) => env,
         Err(resp) => return *resp,
     };
     let etag = format!("\"{}\"", env.env.version);
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let mut resp = if if_none_match(&headers, &etag) {
+    let mut resp = if if_none_match(headers, &etag) {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r

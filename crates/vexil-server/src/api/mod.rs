@@ -24,32 +24,16 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
-        .merge(admin::routes())
-        .merge(eval::routes().layer(cors()))
+        .merge(
+            admin::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::metrics::track,
+            )),
+        )
+        .merge(eval::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
-}
-
-/// Browsers call the evaluation API with client keys from any origin; the
-/// ETag must be readable for bulk caching.
-fn cors() -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderName, Method, header};
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("x-api-key"),
-        ])
-        .expose_headers([header::ETAG, header::RETRY_AFTER])
-        .max_age(std::time::Duration::from_secs(3600))
 }
 
 async fn not_found() -> ApiError {

@@ -412,7 +412,7 @@ async fn metrics_expose_requests_evaluations_and_snapshots() {
         .unwrap();
     for line in [
         "vexil_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"200\"} 3",
-        "vexil_http_request_duration_seconds_count{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"200\"} 3",
+        "vexil_http_request_duration_seconds_count{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"any\"} 3",
         "vexil_evaluations_total{environment=\"default/development\",reason=\"TARGETING_MATCH\"} 3",
         "vexil_evaluations_total{environment=\"default/development\",reason=\"SPLIT\"} 1",
         "vexil_snapshot_version{environment=\"default/development\"} 5",
