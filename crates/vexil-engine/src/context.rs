@@ -101,11 +101,19 @@ impl Context {
         Ok(ctx)
     }
 
-    /// Parses a context from JSON text.
+    /// Parses a context from JSON text. Top-level attributes go straight
+    /// into the context (no intermediate map), which is what request
+    /// handlers want.
     pub fn from_json_str(text: &str) -> Result<Self, ContextError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| ContextError::Syntax(e.to_string()))?;
-        Context::from_json(value)
+        Context::from_json_slice(text.as_bytes())
+    }
+
+    /// Parses a context from JSON bytes; see [`Context::from_json_str`].
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Self, ContextError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let ctx = <Context as serde::Deserialize>::deserialize(&mut de).map_err(context_error)?;
+        de.end().map_err(|e| ContextError::Syntax(e.to_string()))?;
+        Ok(ctx)
     }
 
     fn insert(&mut self, name: String, value: Value) {
@@ -216,6 +224,144 @@ impl Context {
         let at = self.find(path.first_hash, &first.key)?;
         descend(&self.attrs[at].value, rest)
     }
+}
+
+impl From<serde_json::Error> for ContextError {
+    /// For callers that deserialize a [`Context`] inside a larger document
+    /// (e.g. `{"context": {...}}`): shape problems keep their meaning.
+    fn from(e: serde_json::Error) -> Self {
+        context_error(e)
+    }
+}
+
+/// Turns a deserialisation error into the matching [`ContextError`]: the
+/// visitor reports shape problems with a marker prefix.
+fn context_error(e: serde_json::Error) -> ContextError {
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix(NOT_OBJECT) {
+        return ContextError::NotAnObject(type_name(rest));
+    }
+    if let Some(rest) = msg.strip_prefix(KEY_NOT_STRING) {
+        return ContextError::TargetingKeyNotString(type_name(rest));
+    }
+    ContextError::Syntax(msg)
+}
+
+const NOT_OBJECT: &str = "vexil-context-not-object:";
+const KEY_NOT_STRING: &str = "vexil-targeting-key-not-string:";
+
+fn type_name(rest: &str) -> &'static str {
+    let t = rest.split_whitespace().next().unwrap_or("");
+    ["null", "boolean", "number", "string", "array", "object"]
+        .into_iter()
+        .find(|n| *n == t)
+        .unwrap_or("value")
+}
+
+impl<'de> serde::Deserialize<'de> for Context {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+
+        struct ContextVisitor;
+
+        fn reject<E: de::Error>(kind: &str) -> E {
+            E::custom(format_args!("{NOT_OBJECT}{kind}"))
+        }
+
+        impl<'de> Visitor<'de> for ContextVisitor {
+            type Value = Context;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an evaluation context (a JSON object)")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Context, E> {
+                Ok(Context::new())
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<Context, E> {
+                Ok(Context::new())
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Context, E> {
+                Err(reject("boolean"))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Context, E> {
+                Err(reject("number"))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Context, E> {
+                Err(reject("number"))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Context, E> {
+                Err(reject("number"))
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Context, E> {
+                Err(reject("string"))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Context, A::Error> {
+                Err(reject("array"))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
+                let mut attrs: Vec<Attr> = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                let mut targeting_key = None;
+                while let Some(name) = map.next_key::<String>()? {
+                    let value: Value = map.next_value()?;
+                    if name == TARGETING_KEY {
+                        targeting_key = match &value {
+                            Value::Null => None,
+                            Value::String(s) => Some(s.as_str().into()),
+                            other => {
+                                return Err(de::Error::custom(format_args!(
+                                    "{KEY_NOT_STRING}{}",
+                                    json_type(other)
+                                )));
+                            }
+                        };
+                    }
+                    attrs.push(Attr {
+                        hash: name_hash(&name),
+                        name: name.into(),
+                        value,
+                    });
+                }
+                let mut ctx = Context {
+                    attrs: last_of_each(attrs),
+                    index: None,
+                    targeting_key,
+                    timestamp: None,
+                };
+                ctx.reindex();
+                Ok(ctx)
+            }
+        }
+
+        deserializer.deserialize_any(ContextVisitor)
+    }
+}
+
+/// Keeps the last occurrence of each name (a JSON object may repeat a key;
+/// the last one wins, as in `serde_json::Value`), in linear time.
+fn last_of_each(attrs: Vec<Attr>) -> Vec<Attr> {
+    let mut seen: rustc_hash::FxHashSet<(u64, &str)> = rustc_hash::FxHashSet::default();
+    let keep: Vec<bool> = attrs
+        .iter()
+        .rev()
+        .map(|a| seen.insert((a.hash, &a.name)))
+        .collect();
+    if keep.iter().all(|k| *k) {
+        return attrs;
+    }
+    attrs
+        .into_iter()
+        .zip(keep.into_iter().rev())
+        .filter_map(|(a, k)| k.then_some(a))
+        .collect()
 }
 
 /// Follows path segments into nested objects (by key) and arrays (by index).

@@ -203,3 +203,50 @@ fn large_contexts_are_indexed_and_still_found() {
         Some(&json!(true))
     );
 }
+
+proptest! {
+    #[test]
+    fn parsing_a_context_directly_equals_parsing_a_value(v in json_value(), key in proptest::option::of("[a-z]{0,5}")) {
+        let mut value = match v {
+            Value::Object(m) => Value::Object(m),
+            other => json!({"a": other}),
+        };
+        if let Some(k) = key {
+            value["targetingKey"] = json!(k);
+        }
+        let text = value.to_string();
+        let direct = Context::from_json_str(&text).unwrap();
+        let via_value = Context::from_json(value).unwrap();
+        prop_assert_eq!(direct.targeting_key(), via_value.targeting_key());
+        prop_assert_eq!(direct.to_json(), via_value.to_json());
+    }
+}
+
+#[test]
+fn direct_context_parsing_reports_shapes_and_keeps_the_last_duplicate() {
+    assert_eq!(
+        Context::from_json_str("[1, 2]").unwrap_err(),
+        vexil_engine::ContextError::NotAnObject("array")
+    );
+    assert_eq!(
+        Context::from_json_str(r#"{"a": 1, "targetingKey": true}"#).unwrap_err(),
+        vexil_engine::ContextError::TargetingKeyNotString("boolean")
+    );
+    assert!(
+        Context::from_json_str("null")
+            .unwrap()
+            .attributes()
+            .next()
+            .is_none()
+    );
+    let ctx =
+        Context::from_json_str(r#"{"a": 1, "targetingKey": "x", "a": 2, "targetingKey": "y"}"#)
+            .unwrap();
+    assert_eq!(ctx.get("a"), Some(&json!(2)));
+    assert_eq!(ctx.targeting_key(), Some("y"));
+    assert_eq!(ctx.attributes().count(), 2);
+    let many: serde_json::Map<String, Value> =
+        (0..5000).map(|i| (format!("k{i}"), json!(i))).collect();
+    let ctx = Context::from_json_str(&Value::Object(many).to_string()).unwrap();
+    assert_eq!(ctx.get("k4999"), Some(&json!(4999)));
+}
