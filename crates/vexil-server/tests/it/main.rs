@@ -8,4 +8,5 @@ mod client;
 mod durability;
 mod file_mode;
 mod ofrep;
+mod providers;
 mod support;

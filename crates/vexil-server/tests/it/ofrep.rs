@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::{ENV, Server};
 
 /// Creates the test flags and a server and a client key; returns the keys.
-async fn setup(s: &Server) -> (String, String) {
+pub(crate) async fn setup(s: &Server) -> (String, String) {
     let flags = [
         (
             "checkout",
