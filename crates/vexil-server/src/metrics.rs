@@ -72,6 +72,10 @@ pub(crate) struct HotRoutes {
 #[derive(Default)]
 pub(crate) struct Metrics {
     pub(crate) hot: HotRoutes,
+    /// SSE change events sent (each once, whatever the subscriber count).
+    pub(crate) events_published: AtomicU64,
+    /// SSE subscribers dropped for falling behind.
+    pub(crate) subscribers_dropped: AtomicU64,
     /// Route template to status to series.
     requests: Mutex<HashMap<String, HashMap<u16, Series>>>,
     /// `project/environment` to reason to count.
@@ -297,6 +301,29 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
             s.snapshot.len()
         );
     }
+    let _ = writeln!(out, "# HELP vexil_sse_subscribers Open SSE change streams.");
+    let _ = writeln!(out, "# TYPE vexil_sse_subscribers gauge");
+    let _ = writeln!(out, "vexil_sse_subscribers {}", st.subscribers());
+    let _ = writeln!(
+        out,
+        "# HELP vexil_sse_events_published_total Change events fanned out (serialised once each)."
+    );
+    let _ = writeln!(out, "# TYPE vexil_sse_events_published_total counter");
+    let _ = writeln!(
+        out,
+        "vexil_sse_events_published_total {}",
+        st.metrics.events_published.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP vexil_sse_subscribers_dropped_total Subscribers dropped for falling behind."
+    );
+    let _ = writeln!(out, "# TYPE vexil_sse_subscribers_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "vexil_sse_subscribers_dropped_total {}",
+        st.metrics.subscribers_dropped.load(Ordering::Relaxed)
+    );
     let up = st.store.ping().await.is_ok();
     let _ = writeln!(out, "# HELP vexil_store_up Whether the store answers.");
     let _ = writeln!(out, "# TYPE vexil_store_up gauge");

@@ -67,6 +67,69 @@ pub(crate) struct AppState {
     /// Serving a flag file: one environment, admin key accepted everywhere.
     read_only: bool,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Change events per environment, serialised once and shared by every
+    /// SSE subscriber.
+    streams: std::sync::Mutex<HashMap<i64, tokio::sync::broadcast::Sender<Arc<StreamEvent>>>>,
+}
+
+/// Events kept for subscribers that fall behind; one further behind is
+/// dropped (it reconnects with `Last-Event-ID` and resumes).
+const STREAM_BUFFER: usize = 256;
+
+/// One change of an environment, as an SSE frame.
+#[derive(Debug)]
+pub(crate) struct StreamEvent {
+    pub(crate) version: i64,
+    pub(crate) frame: axum::body::Bytes,
+}
+
+/// What a change event carries per item.
+#[derive(serde::Serialize)]
+pub(crate) struct ChangedItem<'a> {
+    kind: ItemKind,
+    key: &'a str,
+    action: vexil_store::Action,
+    /// The definition after the change; null when deleted.
+    definition: Option<&'a serde_json::Value>,
+    archived: bool,
+}
+
+/// The SSE frame of one change (one environment version).
+pub(crate) fn change_frame(version: i64, items: &[ChangedItem<'_>]) -> axum::body::Bytes {
+    let data = serde_json::to_string(&serde_json::json!({"version": version, "changes": items}))
+        .unwrap_or_default();
+    format!("id: {version}\nevent: change\ndata: {data}\n\n").into()
+}
+
+/// The SSE frame of a whole environment.
+pub(crate) fn snapshot_frame(snap: &EnvSnapshot) -> axum::body::Bytes {
+    let mut frame = format!("id: {}\nevent: snapshot\ndata: ", snap.env.version).into_bytes();
+    frame.extend_from_slice(&snap.document);
+    frame.extend_from_slice(b"\n\n");
+    frame.into()
+}
+
+/// Groups change log entries by version into frames.
+pub(crate) fn frames_of(changes: &[vexil_store::Change]) -> Vec<(i64, axum::body::Bytes)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < changes.len() {
+        let version = changes[i].version;
+        let mut items = Vec::new();
+        while i < changes.len() && changes[i].version == version {
+            let c = &changes[i];
+            items.push(ChangedItem {
+                kind: c.kind,
+                key: &c.key,
+                action: c.action,
+                definition: c.after.as_ref(),
+                archived: c.after.is_some() && c.action == vexil_store::Action::Archive,
+            });
+            i += 1;
+        }
+        out.push((version, change_frame(version, &items)));
+    }
+    out
 }
 
 /// Milliseconds since the Unix epoch.
@@ -158,7 +221,47 @@ impl AppState {
             keys: ArcSwap::from_pointee(HashMap::new()),
             read_only,
             metrics: crate::metrics::Metrics::default(),
+            streams: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Subscribes to an environment's change events.
+    pub(crate) fn subscribe(
+        &self,
+        env_id: i64,
+    ) -> tokio::sync::broadcast::Receiver<Arc<StreamEvent>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams
+            .entry(env_id)
+            .or_insert_with(|| tokio::sync::broadcast::channel(STREAM_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Number of SSE subscribers, for metrics.
+    pub(crate) fn subscribers(&self) -> usize {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.values().map(|s| s.receiver_count()).sum()
+    }
+
+    /// Sends frames to an environment's subscribers (if it has any).
+    fn publish(&self, env_id: i64, frames: Vec<(i64, axum::body::Bytes)>) {
+        let sender = {
+            let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+            streams.get(&env_id).cloned()
+        };
+        if let Some(sender) = sender {
+            for (version, frame) in frames {
+                let _ = sender.send(Arc::new(StreamEvent { version, frame }));
+                self.metrics
+                    .events_published
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn has_subscribers(&self, env_id: i64) -> bool {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.get(&env_id).is_some_and(|s| s.receiver_count() > 0)
     }
 
     /// Every loaded environment's snapshot.
@@ -184,11 +287,30 @@ impl AppState {
 
     /// Loads and compiles an environment from the store.
     pub(crate) async fn reload(&self, env_id: i64) -> Result<(), ApiError> {
+        let before = self.snapshots().get(&env_id).map(|s| s.env.version);
         let state: EnvState = self.store.load(env_id).await?;
         let doc = document_of(state.items.iter())?;
         match vexil_engine::compile(&doc) {
             Ok(c) => {
+                let version = state.env.version;
                 self.install(EnvSnapshot::new(state.env, c.snapshot, &doc));
+                // Changes written elsewhere: tell this server's subscribers.
+                if let Some(before) = before.filter(|b| *b < version)
+                    && self.has_subscribers(env_id)
+                {
+                    let filter = vexil_store::ChangeFilter {
+                        item: None,
+                        after_version: before,
+                        limit: 1000,
+                    };
+                    if let Ok(changes) = self.store.changes(env_id, &filter).await {
+                        let frames = frames_of(&changes)
+                            .into_iter()
+                            .filter(|(v, _)| *v <= version)
+                            .collect();
+                        self.publish(env_id, frames);
+                    }
+                }
                 Ok(())
             }
             Err(problems) => {
@@ -306,6 +428,19 @@ impl AppState {
                     let mut env = state.env.clone();
                     env.version = version;
                     self.install(EnvSnapshot::new(env, snapshot, &doc));
+                    let items_changed: Vec<ChangedItem<'_>> = mutations
+                        .iter()
+                        .map(|m| ChangedItem {
+                            kind: m.kind,
+                            key: &m.key,
+                            action: m.action,
+                            definition: m.after.as_ref(),
+                            archived: m.archived,
+                        })
+                        .collect();
+                    let frame = change_frame(version, &items_changed);
+                    drop(items_changed);
+                    self.publish(state.env.id, vec![(version, frame)]);
                     let items = self
                         .store
                         .load(state.env.id)

@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             post(ofrep_bulk).options(preflight),
         )
         .route("/api/v1/snapshot", get(snapshot))
+        .route("/api/v1/stream", get(stream))
 }
 
 /// CORS for browsers calling with client keys, written by hand: a layer
@@ -392,4 +393,119 @@ fn snapshot_inner(st: &AppState, headers: &HeaderMap) -> Response {
         h.insert("x-vexil-version", v);
     }
     resp.into_response()
+}
+
+/// Idle streams get a comment this often, to keep proxies from closing them.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `GET /api/v1/stream`: server-sent events for edges and server SDKs. A
+/// full `snapshot` event first, then one `change` event per environment
+/// version, each with `id: <version>`. Reconnecting with `Last-Event-ID`
+/// (header, or `?lastEventId=`) sends only the changes since that version,
+/// or a snapshot when they cannot be read. A subscriber that falls more
+/// than the buffer behind is dropped; it reconnects and resumes.
+async fn stream(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let env = match caller(&st, &headers, true) {
+        Ok(env) => env,
+        Err(resp) => return *resp,
+    };
+    let env_id = env.env.id;
+    // Subscribe before looking at the current version: nothing falls
+    // between the two.
+    let rx = st.subscribe(env_id);
+    let current = st.snapshots().get(&env_id).cloned().unwrap_or(env);
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query.as_deref().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("lastEventId=").map(str::to_owned))
+            })
+        })
+        .and_then(|v| v.trim().parse::<i64>().ok());
+
+    let version = current.env.version;
+    let mut initial: Vec<Bytes> = Vec::new();
+    match last_id {
+        Some(last) if last == version => {}
+        Some(last) if (0..version).contains(&last) => {
+            let filter = vexil_store::ChangeFilter {
+                item: None,
+                after_version: last,
+                limit: 1000,
+            };
+            let frames = match st.store.changes(env_id, &filter).await {
+                Ok(changes) => crate::state::frames_of(&changes),
+                Err(_) => Vec::new(),
+            };
+            let versions: Vec<i64> = frames
+                .iter()
+                .map(|(v, _)| *v)
+                .filter(|v| *v <= version)
+                .collect();
+            if versions == ((last + 1)..=version).collect::<Vec<_>>() {
+                initial.extend(
+                    frames
+                        .into_iter()
+                        .filter(|(v, _)| *v <= version)
+                        .map(|(_, f)| f),
+                );
+            } else {
+                // The log does not reach back (or the store is down).
+                initial.push(crate::state::snapshot_frame(&current));
+            }
+        }
+        _ => initial.push(crate::state::snapshot_frame(&current)),
+    }
+
+    struct Feed {
+        st: Arc<AppState>,
+        rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
+        initial: std::vec::IntoIter<Bytes>,
+        sent: i64,
+    }
+    let feed = Feed {
+        st: st.clone(),
+        rx,
+        initial: initial.into_iter(),
+        sent: version,
+    };
+    let body = futures_util::stream::unfold(feed, |mut feed| async move {
+        if let Some(frame) = feed.initial.next() {
+            return Some((Ok::<Bytes, std::convert::Infallible>(frame), feed));
+        }
+        loop {
+            match tokio::time::timeout(HEARTBEAT, feed.rx.recv()).await {
+                Err(_) => return Some((Ok(Bytes::from_static(b": keepalive\n\n")), feed)),
+                Ok(Ok(ev)) if ev.version > feed.sent => {
+                    feed.sent = ev.version;
+                    return Some((Ok(ev.frame.clone()), feed));
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    feed.st
+                        .metrics
+                        .subscribers_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return None;
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
 }

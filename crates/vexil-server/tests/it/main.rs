@@ -9,4 +9,5 @@ mod durability;
 mod file_mode;
 mod ofrep;
 mod providers;
+mod stream;
 mod support;
