@@ -158,10 +158,15 @@ pub(crate) async fn run(
         }
     });
 
-    let app = crate::api::app(state, config.max_body_bytes);
+    let app = crate::api::app(state.clone(), config.max_body_bytes);
     let addr = listener.local_addr()?;
     println!("vexil listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let shutdown = async move {
+        shutdown.await;
+        // Streams never end by themselves: end them, then drain.
+        state.close_streams();
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

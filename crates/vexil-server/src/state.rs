@@ -70,6 +70,8 @@ pub(crate) struct AppState {
     /// Change events per environment, serialised once and shared by every
     /// SSE subscriber.
     streams: std::sync::Mutex<HashMap<i64, tokio::sync::broadcast::Sender<Arc<StreamEvent>>>>,
+    /// Set at shutdown: open streams end so that draining can finish.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Events kept for subscribers that fall behind; one further behind is
@@ -222,7 +224,18 @@ impl AppState {
             read_only,
             metrics: crate::metrics::Metrics::default(),
             streams: std::sync::Mutex::new(HashMap::new()),
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every open stream (at shutdown).
+    pub(crate) fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes when the server starts shutting down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Subscribes to an environment's change events.

@@ -466,11 +466,13 @@ async fn stream(
 
     struct Feed {
         st: Arc<AppState>,
+        closing: tokio::sync::watch::Receiver<bool>,
         rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
     }
     let feed = Feed {
+        closing: st.closing(),
         st: st.clone(),
         rx,
         initial: initial.into_iter(),
@@ -481,7 +483,14 @@ async fn stream(
             return Some((Ok::<Bytes, std::convert::Infallible>(frame), feed));
         }
         loop {
-            match tokio::time::timeout(HEARTBEAT, feed.rx.recv()).await {
+            if *feed.closing.borrow() {
+                return None;
+            }
+            let next = tokio::select! {
+                _ = feed.closing.changed() => return None,
+                next = tokio::time::timeout(HEARTBEAT, feed.rx.recv()) => next,
+            };
+            match next {
                 Err(_) => return Some((Ok(Bytes::from_static(b": keepalive\n\n")), feed)),
                 Ok(Ok(ev)) if ev.version > feed.sent => {
                     feed.sent = ev.version;

@@ -161,3 +161,25 @@ async fn snapshot_first_then_each_change_then_resume() {
         .unwrap();
     assert!(metrics.contains("vexil_sse_subscribers 4"), "{metrics}");
 }
+
+#[tokio::test]
+async fn sigterm_ends_open_streams_and_exits_cleanly() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = crate::ofrep::setup(&s).await;
+    let mut events = open(&s, &server, None).await;
+    assert_eq!(events.next().await.event, "snapshot");
+    let started = std::time::Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown waited {:?}",
+        started.elapsed()
+    );
+    // The stream ended rather than hanging.
+    let end = tokio::time::timeout(Duration::from_secs(5), events.resp.chunk())
+        .await
+        .expect("stream closed");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
