@@ -24,7 +24,9 @@ kill "${PIDS[0]}"; sleep 0.3
 
 echo "== vexil serve"
 export VEXIL_ADMIN_KEY=bench-admin-key-0123456789
-VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" > "$WORK/serve.log" 2>&1 & PIDS+=($!)
+# Limits stay on (so their cost is measured) but high enough not to refuse.
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" \
+  --rate-limit-client 10000000 --rate-limit-admin 0 > "$WORK/serve.log" 2>&1 & PIDS+=($!)
 sleep 1
 python3 - "$WORK/flags.json" <<'PY'
 import json, sys
@@ -45,3 +47,10 @@ load --url http://127.0.0.1:18098/ofrep/v1/evaluate/flags --header "Authorizatio
 ETAG=$(curl -s -D - -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$CTX" http://127.0.0.1:18098/ofrep/v1/evaluate/flags | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 echo "-- OFREP bulk answered 304 (If-None-Match: $ETAG)"
 load --url http://127.0.0.1:18098/ofrep/v1/evaluate/flags --header "Authorization: Bearer $KEY" --header "If-None-Match: $ETAG" --body "$CTX"
+
+echo "== overload: the same single-flag load against a client key limited to 5000 req/s"
+kill "${PIDS[1]}"; sleep 0.5
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" \
+  --rate-limit-client 5000 --rate-limit-admin 0 > "$WORK/serve2.log" 2>&1 & PIDS+=($!)
+sleep 1
+load --url http://127.0.0.1:18098/ofrep/v1/evaluate/flags/flag-7 --header "Authorization: Bearer $KEY" --body "$CTX"

@@ -65,7 +65,8 @@ pub(crate) async fn run(
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-            let mut statuses: Vec<(u16, u64)> = Vec::new();
+            // Latencies per status, to compare refused and admitted requests.
+            let mut statuses: Vec<(u16, Vec<u32>)> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let mut req = Request::builder()
                     .method(method.clone())
@@ -84,10 +85,11 @@ pub(crate) async fn run(
                 let status = resp.status().as_u16();
                 resp.into_body().collect().await?;
                 if measuring.load(Ordering::Relaxed) {
-                    latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    let micros = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    latencies.push(micros);
                     match statuses.iter_mut().find(|(s, _)| *s == status) {
-                        Some((_, n)) => *n += 1,
-                        None => statuses.push((status, 1)),
+                        Some((_, l)) => l.push(micros),
+                        None => statuses.push((status, vec![micros])),
                     }
                 }
             }
@@ -102,14 +104,15 @@ pub(crate) async fn run(
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut all: Vec<u64> = Vec::new();
-    let mut statuses: Vec<(u16, u64)> = Vec::new();
+    let mut statuses: Vec<(u16, Vec<u64>)> = Vec::new();
     for t in tasks {
         let (l, s) = t.await??;
         all.extend(l.into_iter().map(u64::from));
-        for (code, n) in s {
+        for (code, lat) in s {
+            let lat = lat.into_iter().map(u64::from);
             match statuses.iter_mut().find(|(c, _)| *c == code) {
-                Some((_, m)) => *m += n,
-                None => statuses.push((code, n)),
+                Some((_, m)) => m.extend(lat),
+                None => statuses.push((code, lat.collect())),
             }
         }
     }
@@ -117,8 +120,26 @@ pub(crate) async fn run(
         bail!("no request completed");
     }
     all.sort_unstable();
-    statuses.sort_unstable();
-    let statuses: Vec<String> = statuses.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    statuses.sort_unstable_by_key(|(c, _)| *c);
+    for (_, l) in &mut statuses {
+        l.sort_unstable();
+    }
+    let per_status: Vec<String> = statuses
+        .iter()
+        .map(|(c, l)| {
+            format!(
+                "{c}: {} at {:.0}/s, p50 {:.3} ms, p99 {:.3} ms",
+                l.len(),
+                l.len() as f64 / elapsed,
+                percentile(l, 0.5) as f64 / 1000.0,
+                percentile(l, 0.99) as f64 / 1000.0
+            )
+        })
+        .collect();
+    let statuses: Vec<String> = statuses
+        .iter()
+        .map(|(c, l)| format!("{c}: {}", l.len()))
+        .collect();
     println!(
         "http: {:.0} req/s over {connections} connections ({} requests in {elapsed:.1} s; {}); latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
         all.len() as f64 / elapsed,
@@ -128,6 +149,11 @@ pub(crate) async fn run(
         percentile(&all, 0.99) as f64 / 1000.0,
         percentile(&all, 0.999) as f64 / 1000.0,
     );
+    if per_status.len() > 1 {
+        for line in per_status {
+            println!("  status {line}");
+        }
+    }
     Ok(())
 }
 

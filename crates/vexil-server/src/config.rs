@@ -32,6 +32,19 @@ pub(crate) struct ServeArgs {
     /// database, in milliseconds.
     #[arg(long, env = "VEXIL_SYNC_INTERVAL_MS", default_value_t = 250)]
     pub(crate) sync_interval_ms: u64,
+    /// Requests per second per admin key (0: unlimited).
+    #[arg(long, env = "VEXIL_RATE_LIMIT_ADMIN", default_value_t = 100.0)]
+    pub(crate) rate_limit_admin: f64,
+    /// Requests per second per server key (0: unlimited).
+    #[arg(long, env = "VEXIL_RATE_LIMIT_SERVER", default_value_t = 10_000.0)]
+    pub(crate) rate_limit_server: f64,
+    /// Requests per second per client key, shared by every browser using it
+    /// (0: unlimited).
+    #[arg(long, env = "VEXIL_RATE_LIMIT_CLIENT", default_value_t = 100_000.0)]
+    pub(crate) rate_limit_client: f64,
+    /// Requests in flight at once before new ones are refused with 503.
+    #[arg(long, env = "VEXIL_MAX_IN_FLIGHT", default_value_t = 4096)]
+    pub(crate) max_in_flight: usize,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -63,6 +76,8 @@ pub(crate) struct Config {
     pub(crate) admin_key: Option<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) sync_interval: std::time::Duration,
+    pub(crate) rate_limits: crate::limits::RateLimits,
+    pub(crate) max_in_flight: usize,
 }
 
 impl ServeArgs {
@@ -100,6 +115,12 @@ impl ServeArgs {
             admin_key: self.admin_key,
             max_body_bytes: self.max_body_bytes,
             sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
+            rate_limits: crate::limits::RateLimits {
+                admin: self.rate_limit_admin,
+                server: self.rate_limit_server,
+                client: self.rate_limit_client,
+            },
+            max_in_flight: self.max_in_flight,
         })
     }
 }
@@ -144,7 +165,22 @@ impl fmt::Display for Config {
             }
         )?;
         writeln!(f, "  max body bytes  {}", self.max_body_bytes)?;
-        write!(f, "  sync interval   {} ms", self.sync_interval.as_millis())
+        writeln!(f, "  sync interval   {} ms", self.sync_interval.as_millis())?;
+        let rate = |r: f64| {
+            if r > 0.0 {
+                format!("{r}/s")
+            } else {
+                "unlimited".to_owned()
+            }
+        };
+        writeln!(
+            f,
+            "  rate limits     admin {}, server {}, client {} per key",
+            rate(self.rate_limits.admin),
+            rate(self.rate_limits.server),
+            rate(self.rate_limits.client)
+        )?;
+        write!(f, "  max in flight   {}", self.max_in_flight)
     }
 }
 

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod file_store;
 mod keys;
+mod limits;
 mod metrics;
 mod output;
 mod serve;
@@ -20,7 +21,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Vexil: feature flags with targeting rules and percentage rollouts.
 #[derive(Debug, Parser)]
-#[command(name = "vexil", version, about, propagate_version = true)]
+#[command(
+    name = "vexil",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -120,7 +120,10 @@ impl Metrics {
 pub(crate) async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let resp = match st.limiter.enter() {
+        Some(_in_flight) => next.run(req).await,
+        None => crate::api::error::ApiError::overloaded().into_response(),
+    };
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     st.metrics.observe(
         route,

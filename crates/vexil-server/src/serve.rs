@@ -121,7 +121,8 @@ pub(crate) async fn run(
                 (Arc::new(sql.clone()), None, Some(sql))
             }
         };
-    let state = Arc::new(AppState::new(store, file.is_some()));
+    let limiter = crate::limits::Limiter::new(config.rate_limits, config.max_in_flight);
+    let state = Arc::new(AppState::new(store, file.is_some(), limiter));
     // A watched file: poll it, once a second.
     let watcher = file.map(|file| {
         tokio::spawn(async move {

@@ -72,6 +72,7 @@ pub(crate) struct AppState {
     streams: std::sync::Mutex<HashMap<i64, tokio::sync::broadcast::Sender<Arc<StreamEvent>>>>,
     /// Set at shutdown: open streams end so that draining can finish.
     closing: tokio::sync::watch::Sender<bool>,
+    pub(crate) limiter: crate::limits::Limiter,
 }
 
 /// Events kept for subscribers that fall behind; one further behind is
@@ -214,7 +215,11 @@ pub(crate) struct Written {
 }
 
 impl AppState {
-    pub(crate) fn new(store: Arc<dyn Store>, read_only: bool) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        read_only: bool,
+        limiter: crate::limits::Limiter,
+    ) -> Self {
         AppState {
             store,
             snapshots: ArcSwap::from_pointee(HashMap::new()),
@@ -225,6 +230,7 @@ impl AppState {
             metrics: crate::metrics::Metrics::default(),
             streams: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
+            limiter,
         }
     }
 

@@ -52,6 +52,10 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         if key.revoked_at.is_some() {
             return Err(ApiError::unauthorized("this API key has been revoked"));
         }
+        state
+            .limiter
+            .admit(&key)
+            .map_err(|r| ApiError::rate_limited(r.0))?;
         Ok(Principal { key })
     }
 }

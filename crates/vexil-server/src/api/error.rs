@@ -22,6 +22,8 @@ pub(crate) struct ApiError {
     /// For people; never internals.
     pub(crate) message: String,
     pub(crate) problems: Vec<Problem>,
+    /// Whole seconds, for 429 and 503.
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             problems: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl ApiError {
                 if n == 1 { "" } else { "s" }
             ),
             problems,
+            retry_after: None,
         }
     }
 
@@ -69,6 +73,28 @@ impl ApiError {
             "busy",
             "too many concurrent writes to this environment; retry",
         )
+    }
+
+    pub(crate) fn rate_limited(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this key's rate limit is reached; retry in {retry_after} s"),
+            )
+        }
+    }
+
+    pub(crate) fn overloaded() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is at its limit of requests in flight; retry shortly",
+            )
+        }
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
@@ -107,7 +133,14 @@ impl IntoResponse for ApiError {
         if !self.problems.is_empty() {
             body["problems"] = problems_json(&self.problems);
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
     }
 }
 

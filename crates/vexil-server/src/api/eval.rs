@@ -54,6 +54,19 @@ fn cors(request: &HeaderMap, resp: &mut Response) {
     }
 }
 
+/// Refused at once: too many requests in flight.
+fn overloaded() -> Response {
+    let mut resp = ofrep_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "GENERAL",
+        "the server is at its limit of requests in flight; retry shortly",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 /// The CORS preflight of the evaluation routes.
 async fn preflight(headers: HeaderMap) -> Response {
     let mut resp = Response::new(Body::empty());
@@ -127,6 +140,18 @@ fn caller(
             "unknown or revoked API key",
         )));
     };
+    if let Err(retry) = st.limiter.admit(&key) {
+        let mut resp = ofrep_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            "GENERAL",
+            &format!("this key's rate limit is reached; retry in {} s", retry.0),
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.0.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(Box::new(resp));
+    }
     let env_id = match (key.scope, key.environment_id) {
         (Scope::Client, _) if need_rules => {
             return Err(Box::new(ofrep_error(
@@ -242,6 +267,10 @@ async fn ofrep_single(
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
+    let _in_flight = match st.limiter.enter() {
+        Some(g) => g,
+        None => return overloaded(),
+    };
     let mut resp = ofrep_single_inner(&st, &key, &headers, &body);
     cors(&headers, &mut resp);
     st.metrics
@@ -292,6 +321,10 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// `POST /ofrep/v1/evaluate/flags`: every flag for one context.
 async fn ofrep_bulk(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = std::time::Instant::now();
+    let _in_flight = match st.limiter.enter() {
+        Some(g) => g,
+        None => return overloaded(),
+    };
     let mut resp = ofrep_bulk_inner(&st, &headers, &body);
     cors(&headers, &mut resp);
     st.metrics

@@ -423,3 +423,80 @@ async fn metrics_expose_requests_evaluations_and_snapshots() {
     }
     assert!(text.contains("vexil_snapshot_age_seconds{environment=\"default/production\"}"));
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_whole_seconds_retry_after() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with(
+        &data,
+        &["--rate-limit-client", "5", "--rate-limit-server", "2"],
+    );
+    let (server, client) = setup(&s).await;
+    let url = "/ofrep/v1/evaluate/flags/checkout";
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (st, h, text) = post(&s, url, Some(&client), "{}", &[]).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            let retry = h["retry-after"].to_str().unwrap();
+            assert!(
+                retry.parse::<u64>().is_ok_and(|n| n >= 1),
+                "Retry-After {retry}"
+            );
+            assert!(
+                json_of(&text)["errorDetails"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit")
+            );
+        }
+        statuses.push(st.as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+    // Each key has its own bucket.
+    let (st, _, _) = post(&s, url, Some(&server), "{}", &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    // Tokens come back with time.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (st, _, _) = post(&s, url, Some(&client), "{}", &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "vexil_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"429\"} 3"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn admin_keys_are_rate_limited_too() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with(&data, &["--rate-limit-admin", "3"]);
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let (st, h, body) = s.admin(Method::GET, "/api/v1/projects", None, &[]).await;
+        if st == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["code"], "rate_limited");
+            assert!(h.contains_key("retry-after"));
+        }
+        codes.push(st.as_u16());
+    }
+    assert_eq!(codes, [200, 200, 200, 429, 429]);
+}
