@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod http;
+mod sse;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,36 @@ enum Command {
         /// Measured seconds (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// SSE fan-out: open N subscribers to /api/v1/stream, make M changes
+    /// through the admin API, and report the delay from each write's
+    /// acknowledgement to each subscriber's receipt, and the server's RSS.
+    Sse {
+        /// Server URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Server key of the environment (subscribers).
+        #[arg(long)]
+        server_key: String,
+        /// Admin key (changes).
+        #[arg(long, env = "VEXIL_ADMIN_KEY")]
+        admin_key: String,
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[arg(long = "env", default_value = "development")]
+        environment: String,
+        /// Subscribers.
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Changes to make.
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// Pause between changes, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+        /// The server's process id, to report its memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// A bare hyper server answering every request with a fixed JSON body:
     /// the ceiling of this machine, for ratios.
@@ -92,6 +123,30 @@ async fn main() -> Result<()> {
             seconds,
         } => http::run(&url, &method, body, &headers, connections, seconds).await,
         Command::BareServer { listen } => http::bare_server(listen).await,
+        Command::Sse {
+            url,
+            server_key,
+            admin_key,
+            project,
+            environment,
+            subscribers,
+            changes,
+            interval_ms,
+            server_pid,
+        } => {
+            sse::run(sse::SseRun {
+                url,
+                server_key,
+                admin_key,
+                project,
+                environment,
+                subscribers,
+                changes,
+                interval: Duration::from_millis(interval_ms),
+                server_pid,
+            })
+            .await
+        }
         Command::AdminWrites {
             url,
             key,

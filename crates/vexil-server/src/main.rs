@@ -215,6 +215,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_format);
+    // Every SSE subscriber holds a connection: allow as many as the system does.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let config = args.into_config()?;
     println!(
         "vexil {} starting with:\n{config}",
