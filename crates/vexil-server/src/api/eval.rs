@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/evaluate", post(native_evaluate).options(preflight))
 }
 
 /// CORS for browsers calling with client keys, written by hand: a layer
@@ -549,5 +550,109 @@ async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// How long a request naming a `minVersion` this server has not reached
+/// waits for it before answering "stale".
+const MIN_VERSION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NativeRequest {
+    #[serde(default)]
+    context: Context,
+    /// Only these flags (default: all).
+    #[serde(default)]
+    flags: Option<Vec<String>>,
+    /// Read-your-writes: the version a caller has just written.
+    #[serde(default)]
+    min_version: Option<i64>,
+}
+
+/// `POST /api/v1/evaluate`: all flags, or a listed set, for one context,
+/// with the version that answered. With `minVersion`, a server that has not
+/// reached it waits up to two seconds, then answers `503 stale` rather
+/// than an old value.
+async fn native_evaluate(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(_in_flight) = st.limiter.enter() else {
+        return overloaded();
+    };
+    let env = match caller(&st, &headers, false) {
+        Ok(env) => env,
+        Err(resp) => return *resp,
+    };
+    let req: NativeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        NativeRequest {
+            context: Context::new(),
+            flags: None,
+            min_version: None,
+        }
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = match vexil_engine::ContextError::from(e) {
+                    vexil_engine::ContextError::Syntax(m) => format!("invalid request body: {m}"),
+                    shape => shape.to_string(),
+                };
+                let mut resp = crate::api::error::ApiError::bad_request("invalid_request", msg)
+                    .into_response();
+                cors(&headers, &mut resp);
+                return resp;
+            }
+        }
+    };
+    let mut env = env;
+    if let Some(min) = req.min_version {
+        let deadline = std::time::Instant::now() + MIN_VERSION_WAIT;
+        while env.env.version < min && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if let Some(fresh) = st.snapshots().get(&env.env.id) {
+                env = fresh.clone();
+            }
+        }
+        if env.env.version < min {
+            let body = serde_json::json!({
+                "code": "stale",
+                "message": format!("this server has version {} of the environment, not yet {min}; retry", env.env.version),
+                "version": env.env.version,
+            });
+            let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            cors(&headers, &mut resp);
+            return resp;
+        }
+    }
+    let ctx = req.context.with_timestamp(unix_seconds());
+    let evals: Vec<(String, Evaluation<'_>)> = match &req.flags {
+        Some(keys) => keys
+            .iter()
+            .map(|k| (k.clone(), env.snapshot.evaluate(k, &ctx, ValueType::Any)))
+            .collect(),
+        None => env
+            .snapshot
+            .evaluate_all(&ctx)
+            .into_iter()
+            .map(|e| (e.key().unwrap_or("").to_owned(), e))
+            .collect(),
+    };
+    let mut flags = Map::new();
+    for (key, e) in &evals {
+        let mut v = serde_json::to_value(entry(key, e)).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.remove("key");
+        }
+        flags.insert(key.clone(), v);
+    }
+    let body = serde_json::to_vec(&serde_json::json!({"version": env.env.version, "flags": flags}))
+        .unwrap_or_default();
+    let mut resp = json_response(StatusCode::OK, body);
+    cors(&headers, &mut resp);
     resp
 }

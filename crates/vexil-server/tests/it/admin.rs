@@ -510,6 +510,39 @@ async fn servers_sharing_postgres_see_each_others_changes_within_a_second() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Read-your-writes across servers: write on A, read on B at that version.
+    let (_, _, written) = a
+        .admin(
+            Method::POST,
+            &format!("{ENV}/flags/shared/toggle"),
+            Some(&json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    let v = written["version"].as_i64().unwrap();
+    let (_, _, key) = a
+        .admin(Method::POST, "/api/v1/keys", Some(&json!({"name": "c", "scope": "client", "project": "default", "environment": "development"})), &[])
+        .await;
+    let secret = key["secret"].as_str().unwrap();
+    // B learns of the key on its next sync; the first call may be refused.
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        let resp = b
+            .http
+            .post(b.url("/api/v1/evaluate"))
+            .bearer_auth(secret)
+            .body(format!(r#"{{"flags": ["shared"], "minVersion": {v}}}"#))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::OK {
+            answer = resp.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answer["version"].as_i64().unwrap() >= v, "{answer}");
+    assert_eq!(answer["flags"]["shared"]["value"], false);
     drop(a);
     drop(b);
     cleanup(&data).await;

@@ -500,3 +500,90 @@ async fn admin_keys_are_rate_limited_too() {
     }
     assert_eq!(codes, [200, 200, 200, 429, 429]);
 }
+
+#[tokio::test]
+async fn native_evaluation_with_versions_and_read_your_writes() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    let (st, _, text) = post(
+        &s,
+        "/api/v1/evaluate",
+        Some(&client),
+        r#"{"context": {"targetingKey": "u1", "plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let all = json_of(&text);
+    assert_eq!(all["version"], 5);
+    assert_eq!(all["flags"].as_object().unwrap().len(), 5);
+    assert_eq!(
+        all["flags"]["checkout"],
+        json!({"value": true, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {"owner": "web"}})
+    );
+    let (_, _, text) = post(
+        &s,
+        "/api/v1/evaluate",
+        Some(&client),
+        r#"{"context": {}, "flags": ["ratio", "nope"]}"#,
+        &[],
+    )
+    .await;
+    let some = json_of(&text);
+    assert_eq!(some["flags"].as_object().unwrap().len(), 2);
+    assert_eq!(some["flags"]["nope"]["errorCode"], "FLAG_NOT_FOUND");
+
+    // A writer names the version it wrote; the answer is at least that new.
+    let (_, _, written) = s
+        .admin(
+            Method::POST,
+            &format!("{ENV}/flags/checkout/toggle"),
+            Some(&json!({"enabled": false})),
+            &[],
+        )
+        .await;
+    let v = written["version"].as_i64().unwrap();
+    let body =
+        format!(r#"{{"context": {{"plan": "pro"}}, "flags": ["checkout"], "minVersion": {v}}}"#);
+    let (st, _, text) = post(&s, "/api/v1/evaluate", Some(&client), &body, &[]).await;
+    assert_eq!(
+        (st, json_of(&text)["flags"]["checkout"]["reason"].clone()),
+        (StatusCode::OK, json!("DISABLED"))
+    );
+    // A version nobody wrote: a bounded wait, then an explicit "stale".
+    let started = std::time::Instant::now();
+    let (st, h, text) = post(
+        &s,
+        "/api/v1/evaluate",
+        Some(&client),
+        r#"{"minVersion": 999}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (st, json_of(&text)["code"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("stale"))
+    );
+    assert_eq!(h["retry-after"], "1");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let (st, _, text) = post(
+        &s,
+        "/api/v1/evaluate",
+        Some(&client),
+        r#"{"context": [1]}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    let (st, _, text) = post(
+        &s,
+        "/api/v1/evaluate",
+        Some(&client),
+        r#"{"contxt": {}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(text.contains("unknown field `contxt`"), "{text}");
+}
