@@ -24,6 +24,7 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::render))
+        .route("/openapi.json", get(openapi))
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -34,6 +35,16 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// The OpenAPI description of every route (checked against the router by
+/// a test).
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../api/openapi.json"),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

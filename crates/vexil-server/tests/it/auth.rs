@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::{ENV, Server, flag_def};
 
-fn routes() -> Vec<(Method, String, Option<Value>)> {
+pub(crate) fn routes() -> Vec<(Method, String, Option<Value>)> {
     let flag = format!("{ENV}/flags/f");
     let seg = format!("{ENV}/segments/s");
     vec![

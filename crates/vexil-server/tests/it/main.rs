@@ -8,6 +8,7 @@ mod client;
 mod durability;
 mod file_mode;
 mod ofrep;
+mod openapi;
 mod providers;
 mod stream;
 mod support;
