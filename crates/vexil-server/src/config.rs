@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// Requests in flight at once before new ones are refused with 503.
     #[arg(long, env = "VEXIL_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub(crate) max_in_flight: usize,
+    /// SSE events kept per environment for subscribers that fall behind; a
+    /// subscriber further behind is dropped and reconnects.
+    #[arg(long, env = "VEXIL_STREAM_BUFFER", default_value_t = 256)]
+    pub(crate) stream_buffer: usize,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -78,6 +82,7 @@ pub(crate) struct Config {
     pub(crate) sync_interval: std::time::Duration,
     pub(crate) rate_limits: crate::limits::RateLimits,
     pub(crate) max_in_flight: usize,
+    pub(crate) stream_buffer: usize,
 }
 
 impl ServeArgs {
@@ -121,6 +126,7 @@ impl ServeArgs {
                 client: self.rate_limit_client,
             },
             max_in_flight: self.max_in_flight,
+            stream_buffer: self.stream_buffer,
         })
     }
 }

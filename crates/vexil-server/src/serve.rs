@@ -122,7 +122,12 @@ pub(crate) async fn run(
             }
         };
     let limiter = crate::limits::Limiter::new(config.rate_limits, config.max_in_flight);
-    let state = Arc::new(AppState::new(store, file.is_some(), limiter));
+    let state = Arc::new(AppState::new(
+        store,
+        file.is_some(),
+        limiter,
+        config.stream_buffer,
+    ));
     // A watched file: poll it, once a second.
     let watcher = file.map(|file| {
         tokio::spawn(async move {

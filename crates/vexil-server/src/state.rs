@@ -73,11 +73,10 @@ pub(crate) struct AppState {
     /// Set at shutdown: open streams end so that draining can finish.
     closing: tokio::sync::watch::Sender<bool>,
     pub(crate) limiter: crate::limits::Limiter,
+    /// Events kept for SSE subscribers that fall behind; one further behind
+    /// is dropped (it reconnects with `Last-Event-ID` and resumes).
+    stream_buffer: usize,
 }
-
-/// Events kept for subscribers that fall behind; one further behind is
-/// dropped (it reconnects with `Last-Event-ID` and resumes).
-const STREAM_BUFFER: usize = 256;
 
 /// One change of an environment, as an SSE frame.
 #[derive(Debug)]
@@ -219,6 +218,7 @@ impl AppState {
         store: Arc<dyn Store>,
         read_only: bool,
         limiter: crate::limits::Limiter,
+        stream_buffer: usize,
     ) -> Self {
         AppState {
             store,
@@ -231,6 +231,7 @@ impl AppState {
             streams: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             limiter,
+            stream_buffer,
         }
     }
 
@@ -252,7 +253,7 @@ impl AppState {
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams
             .entry(env_id)
-            .or_insert_with(|| tokio::sync::broadcast::channel(STREAM_BUFFER).0)
+            .or_insert_with(|| tokio::sync::broadcast::channel(self.stream_buffer).0)
             .subscribe()
     }
 

@@ -183,3 +183,86 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() {
         .expect("stream closed");
     assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
 }
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_never_slows_the_others_and_is_dropped() {
+    use tokio::io::AsyncWriteExt;
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with(&data, &["--stream-buffer", "4"]);
+    let (server, _) = crate::ofrep::setup(&s).await;
+    // A subscriber that never reads, with a tiny receive window so the
+    // server's socket fills quickly.
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut stuck = socket.connect(addr).await.unwrap();
+    stuck
+        .write_all(format!("GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {server}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut fast = open(&s, &server, None).await;
+    assert_eq!(fast.next().await.event, "snapshot");
+
+    let big = "x".repeat(8000);
+    // More than hyper and the kernel buffer for one connection (about a
+    // megabyte), so the stuck one really falls behind.
+    let writes: i64 = 250;
+    for i in 0..writes {
+        let def = json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "on"}, "description": format!("{big}{i}")});
+        let (st, _, _) = s
+            .admin(
+                Method::PUT,
+                &format!("{ENV}/flags/big-{i}"),
+                Some(&def),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        // The reading subscriber keeps up, in order, while the other stalls.
+        let ev = fast.next().await;
+        assert_eq!(ev.id, 6 + i);
+    }
+    // When the stuck subscriber reads again, it learns it fell behind: its
+    // stream ends (it reconnects with Last-Event-ID), and it is counted.
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = stuck.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.ends_with(b"0\r\n\r\n") {
+                return;
+            }
+        }
+    })
+    .await;
+    let tail = String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..]).to_string();
+    assert!(
+        ended.is_ok(),
+        "the lagging stream did not end after {} bytes: ...{tail:?}",
+        seen.len()
+    );
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vexil_sse_subscribers_dropped_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        dropped >= 1,
+        "the lagging subscriber was not dropped:\n{metrics}"
+    );
+}
