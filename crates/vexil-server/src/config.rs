@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// Requests in flight at once before new ones are refused with 503.
     #[arg(long, env = "VEXIL_MAX_IN_FLIGHT", default_value_t = 4096)]
     pub(crate) max_in_flight: usize,
+    /// Admin requests taking longer are answered 503 (the data plane answers
+    /// from memory and needs none).
+    #[arg(long, env = "VEXIL_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub(crate) request_timeout_ms: u64,
     /// SSE events kept per environment for subscribers that fall behind; a
     /// subscriber further behind is dropped and reconnects.
     #[arg(long, env = "VEXIL_STREAM_BUFFER", default_value_t = 256)]
@@ -83,6 +87,7 @@ pub(crate) struct Config {
     pub(crate) rate_limits: crate::limits::RateLimits,
     pub(crate) max_in_flight: usize,
     pub(crate) stream_buffer: usize,
+    pub(crate) request_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -127,6 +132,7 @@ impl ServeArgs {
             },
             max_in_flight: self.max_in_flight,
             stream_buffer: self.stream_buffer,
+            request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
         })
     }
 }

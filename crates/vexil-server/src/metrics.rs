@@ -121,7 +121,15 @@ pub(crate) async fn track(State(st): State<Arc<AppState>>, req: Request, next: N
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = match st.limiter.enter() {
-        Some(_in_flight) => next.run(req).await,
+        Some(_in_flight) => match tokio::time::timeout(st.request_timeout, next.run(req)).await {
+            Ok(resp) => resp,
+            Err(_) => crate::api::error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took longer than the server's limit",
+            )
+            .into_response(),
+        },
         None => crate::api::error::ApiError::overloaded().into_response(),
     };
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());

@@ -127,6 +127,7 @@ pub(crate) async fn run(
         file.is_some(),
         limiter,
         config.stream_buffer,
+        config.request_timeout,
     ));
     // A watched file: poll it, once a second.
     let watcher = file.map(|file| {

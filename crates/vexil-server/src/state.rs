@@ -76,6 +76,8 @@ pub(crate) struct AppState {
     /// Events kept for SSE subscribers that fall behind; one further behind
     /// is dropped (it reconnects with `Last-Event-ID` and resumes).
     stream_buffer: usize,
+    /// Bound on an admin request's duration.
+    pub(crate) request_timeout: std::time::Duration,
 }
 
 /// One change of an environment, as an SSE frame.
@@ -219,6 +221,7 @@ impl AppState {
         read_only: bool,
         limiter: crate::limits::Limiter,
         stream_buffer: usize,
+        request_timeout: std::time::Duration,
     ) -> Self {
         AppState {
             store,
@@ -232,6 +235,7 @@ impl AppState {
             closing: tokio::sync::watch::channel(false).0,
             limiter,
             stream_buffer,
+            request_timeout,
         }
     }
 

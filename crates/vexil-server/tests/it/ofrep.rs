@@ -587,3 +587,58 @@ async fn native_evaluation_with_versions_and_read_your_writes() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(text.contains("unknown field `contxt`"), "{text}");
 }
+
+#[tokio::test]
+async fn requests_beyond_the_in_flight_limit_are_shed_with_503_at_once() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with(&data, &["--max-in-flight", "1"]);
+    let (_, client) = setup(&s).await;
+    // One request holds the only slot (waiting for a version that never comes).
+    let holder = {
+        let (http, url, client) = (s.http.clone(), s.url("/api/v1/evaluate"), client.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(client)
+                .body(r#"{"minVersion": 999}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (st, h, text) = post(
+        &s,
+        "/ofrep/v1/evaluate/flags/checkout",
+        Some(&client),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert_eq!(h["retry-after"], "1");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "shed at once"
+    );
+    let (st, _, body) = s.admin(Method::GET, "/api/v1/projects", None, &[]).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("overloaded"))
+    );
+    assert_eq!(
+        holder.await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the holder itself ends stale"
+    );
+    let (st, _, _) = post(
+        &s,
+        "/ofrep/v1/evaluate/flags/checkout",
+        Some(&client),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "the slot is free again");
+}
