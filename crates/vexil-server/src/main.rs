@@ -13,6 +13,7 @@ mod metrics;
 mod output;
 mod serve;
 mod state;
+mod timed_store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

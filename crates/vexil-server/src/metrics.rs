@@ -335,6 +335,44 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
         "vexil_sse_subscribers_dropped_total {}",
         st.metrics.subscribers_dropped.load(Ordering::Relaxed)
     );
+    let store_ops = st.store_metrics.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP vexil_store_calls_total Store calls by operation."
+    );
+    let _ = writeln!(out, "# TYPE vexil_store_calls_total counter");
+    for (op, s) in &store_ops {
+        let _ = writeln!(
+            out,
+            "vexil_store_calls_total{{operation=\"{op}\"}} {}",
+            s.calls
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_store_call_seconds_total Time spent in store calls by operation."
+    );
+    let _ = writeln!(out, "# TYPE vexil_store_call_seconds_total counter");
+    for (op, s) in &store_ops {
+        let _ = writeln!(
+            out,
+            "vexil_store_call_seconds_total{{operation=\"{op}\"}} {}",
+            s.seconds
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_store_errors_total Failed store calls by operation and kind."
+    );
+    let _ = writeln!(out, "# TYPE vexil_store_errors_total counter");
+    for (op, s) in &store_ops {
+        for (kind, n) in &s.errors {
+            let _ = writeln!(
+                out,
+                "vexil_store_errors_total{{operation=\"{op}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+    }
     let up = st.store.ping().await.is_ok();
     let _ = writeln!(out, "# HELP vexil_store_up Whether the store answers.");
     let _ = writeln!(out, "# TYPE vexil_store_up gauge");

@@ -122,12 +122,18 @@ pub(crate) async fn run(
             }
         };
     let limiter = crate::limits::Limiter::new(config.rate_limits, config.max_in_flight);
+    let store_metrics = Arc::new(crate::timed_store::StoreMetrics::default());
+    let store: Arc<dyn Store> = Arc::new(crate::timed_store::TimedStore::new(
+        store,
+        store_metrics.clone(),
+    ));
     let state = Arc::new(AppState::new(
         store,
         file.is_some(),
         limiter,
         config.stream_buffer,
         config.request_timeout,
+        store_metrics,
     ));
     // A watched file: poll it, once a second.
     let watcher = file.map(|file| {

@@ -78,6 +78,8 @@ pub(crate) struct AppState {
     stream_buffer: usize,
     /// Bound on an admin request's duration.
     pub(crate) request_timeout: std::time::Duration,
+    /// Latency and errors of store calls.
+    pub(crate) store_metrics: Arc<crate::timed_store::StoreMetrics>,
 }
 
 /// One change of an environment, as an SSE frame.
@@ -222,6 +224,7 @@ impl AppState {
         limiter: crate::limits::Limiter,
         stream_buffer: usize,
         request_timeout: std::time::Duration,
+        store_metrics: Arc<crate::timed_store::StoreMetrics>,
     ) -> Self {
         AppState {
             store,
@@ -236,6 +239,7 @@ impl AppState {
             limiter,
             stream_buffer,
             request_timeout,
+            store_metrics,
         }
     }
 

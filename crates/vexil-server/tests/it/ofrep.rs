@@ -401,6 +401,15 @@ async fn metrics_expose_requests_evaluations_and_snapshots() {
         &[],
     )
     .await;
+    let (st, _, _) = s
+        .admin(
+            Method::GET,
+            "/api/v1/projects/default/environments/nope",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     let text = s
         .http
         .get(s.url("/metrics"))
@@ -418,6 +427,8 @@ async fn metrics_expose_requests_evaluations_and_snapshots() {
         "vexil_snapshot_version{environment=\"default/development\"} 5",
         "vexil_snapshot_flags{environment=\"default/development\"} 5",
         "vexil_store_up 1",
+        "vexil_store_calls_total{operation=\"commit\"} 5",
+        "vexil_store_errors_total{operation=\"environment\",kind=\"NotFound\"}",
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
