@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/evaluate", post(native_evaluate).options(preflight))
+        .route("/ofrep/v1/events", get(ofrep_events).options(preflight))
 }
 
 /// CORS for browsers calling with client keys, written by hand: a layer
@@ -362,9 +363,12 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
     }
     st.metrics.evaluated(&env.label, &reasons);
     #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
     struct Bulk<'a> {
         flags: Vec<Entry<'a>>,
         metadata: &'a Map<String, Value>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        event_streams: Vec<Value>,
     }
     let flags: Vec<Entry<'_>> = evals
         .iter()
@@ -373,6 +377,7 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
     let body = serde_json::to_vec(&Bulk {
         flags,
         metadata: &EMPTY,
+        event_streams: event_streams(headers),
     })
     .unwrap_or_default();
     let mut resp = json_response(StatusCode::OK, body);
@@ -498,19 +503,47 @@ async fn stream(
         _ => initial.push(crate::state::snapshot_frame(&current)),
     }
 
+    let body = event_body(&st, rx, initial, version, |ev| ev.frame.clone());
+    event_stream_response(body)
+}
+
+fn event_stream_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// The body of an SSE response: `initial` frames, then one frame per
+/// change event newer than `sent` (made by `frame`), heartbeats while idle;
+/// ends when the subscriber lags behind the buffer or the server shuts down.
+fn event_body(
+    st: &Arc<AppState>,
+    rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
+    initial: Vec<Bytes>,
+    sent: i64,
+    frame: fn(&crate::state::StreamEvent) -> Bytes,
+) -> Body {
     struct Feed {
         st: Arc<AppState>,
         closing: tokio::sync::watch::Receiver<bool>,
         rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
+        frame: fn(&crate::state::StreamEvent) -> Bytes,
     }
     let feed = Feed {
         closing: st.closing(),
         st: st.clone(),
         rx,
         initial: initial.into_iter(),
-        sent: version,
+        sent,
+        frame,
     };
     let body = futures_util::stream::unfold(feed, |mut feed| async move {
         if let Some(frame) = feed.initial.next() {
@@ -528,7 +561,8 @@ async fn stream(
                 Err(_) => return Some((Ok(Bytes::from_static(b": keepalive\n\n")), feed)),
                 Ok(Ok(ev)) if ev.version > feed.sent => {
                     feed.sent = ev.version;
-                    return Some((Ok(ev.frame.clone()), feed));
+                    let out = (feed.frame)(&ev);
+                    return Some((Ok(out), feed));
                 }
                 Ok(Ok(_)) => continue,
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
@@ -542,15 +576,7 @@ async fn stream(
             }
         }
     });
-    let mut resp = Response::new(Body::from_stream(body));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+    Body::from_stream(body)
 }
 
 /// How long a request naming a `minVersion` this server has not reached
@@ -655,4 +681,92 @@ async fn native_evaluate(
     let mut resp = json_response(StatusCode::OK, body);
     cors(&headers, &mut resp);
     resp
+}
+
+/// Where web clients hear about changes: an SSE URL on this server that
+/// carries the (public) client key, since `EventSource` cannot send
+/// headers. Offered when the request says which host it reached.
+fn event_streams(headers: &HeaderMap) -> Vec<Value> {
+    let (Some(host), Some(key)) = (
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        secret(headers),
+    ) else {
+        return Vec::new();
+    };
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    let key: String = key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    vec![serde_json::json!({
+        "type": "sse",
+        "url": format!("{scheme}://{host}/ofrep/v1/events?key={key}"),
+        "inactivityDelaySec": 120,
+    })]
+}
+
+/// `GET /ofrep/v1/events?key=…`: OFREP event stream for web clients: a
+/// `refetchEvaluation` message whenever the environment changes.
+async fn ofrep_events(
+    State(st): State<Arc<AppState>>,
+    mut headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    if let Some(key) = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")))
+    {
+        let key = percent_decode(key);
+        if let Ok(v) = HeaderValue::from_str(&key) {
+            headers.insert("x-api-key", v);
+        }
+    }
+    let env = match caller(&st, &headers, false) {
+        Ok(env) => env,
+        Err(mut resp) => {
+            cors(&headers, &mut resp);
+            return *resp;
+        }
+    };
+    let rx = st.subscribe(env.env.id);
+    let body = event_body(&st, rx, Vec::new(), env.env.version, |ev| {
+        let data =
+            serde_json::json!({"type": "refetchEvaluation", "etag": format!("\"{}\"", ev.version)});
+        format!("event: message\ndata: {data}\n\n").into()
+    });
+    let mut resp = event_stream_response(body);
+    cors(&headers, &mut resp);
+    resp
+}
+
+/// Decodes `%XX` escapes of a query value.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

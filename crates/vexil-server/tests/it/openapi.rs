@@ -73,6 +73,7 @@ async fn openapi_matches_the_router() {
         (Method::POST, "/api/v1/evaluate"),
         (Method::GET, "/api/v1/snapshot"),
         (Method::GET, "/api/v1/stream"),
+        (Method::GET, "/ofrep/v1/events"),
         (Method::GET, "/healthz"),
         (Method::GET, "/readyz"),
         (Method::GET, "/metrics"),

@@ -266,3 +266,59 @@ async fn a_subscriber_that_stops_reading_never_slows_the_others_and_is_dropped()
         "the lagging subscriber was not dropped:\n{metrics}"
     );
 }
+
+#[tokio::test]
+async fn ofrep_event_streams_tell_web_clients_to_refetch() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = crate::ofrep::setup(&s).await;
+    let bulk: Value = s
+        .http
+        .post(s.url("/ofrep/v1/evaluate/flags"))
+        .bearer_auth(&client)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = &bulk["eventStreams"][0];
+    assert_eq!(stream["type"], "sse");
+    let url = stream["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&s.base) && url.contains("/ofrep/v1/events?key="),
+        "{url}"
+    );
+    // EventSource sends no headers: the URL alone must work.
+    let resp = s
+        .http
+        .get(url)
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    let mut events = Events {
+        resp,
+        buf: String::new(),
+    };
+    s.admin(
+        Method::POST,
+        &format!("{ENV}/flags/checkout/toggle"),
+        Some(&json!({"enabled": false})),
+        &[],
+    )
+    .await;
+    let ev = events.next().await;
+    assert_eq!(ev.event, "message");
+    assert_eq!(ev.data["type"], "refetchEvaluation");
+    let resp = s
+        .http
+        .get(s.url("/ofrep/v1/events?key=vxc_wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
