@@ -127,41 +127,33 @@ fn caller(
     need_rules: bool,
 ) -> Result<Arc<EnvSnapshot>, Box<Response>> {
     let Some(secret) = secret(headers).filter(|s| !s.is_empty()) else {
-        return Err(Box::new(ofrep_error(
+        return Err(refuse(
             StatusCode::UNAUTHORIZED,
-            None,
-            "GENERAL",
             "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-        )));
+        ));
     };
     let Some(key) = st.cached_key(&keys::hash(secret)) else {
-        return Err(Box::new(ofrep_error(
+        return Err(refuse(
             StatusCode::UNAUTHORIZED,
-            None,
-            "GENERAL",
             "unknown or revoked API key",
-        )));
+        ));
     };
     if let Err(retry) = st.limiter.admit(&key) {
-        let mut resp = ofrep_error(
+        let mut resp = refuse(
             StatusCode::TOO_MANY_REQUESTS,
-            None,
-            "GENERAL",
             &format!("this key's rate limit is reached; retry in {} s", retry.0),
         );
         if let Ok(v) = HeaderValue::from_str(&retry.0.to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return Err(Box::new(resp));
+        return Err(resp);
     }
     let env_id = match (key.scope, key.environment_id) {
         (Scope::Client, _) if need_rules => {
-            return Err(Box::new(ofrep_error(
+            return Err(refuse(
                 StatusCode::FORBIDDEN,
-                None,
-                "GENERAL",
                 "client keys get evaluated values only, not rules; use a server key",
-            )));
+            ));
         }
         (Scope::Server | Scope::Client, Some(env)) => env,
         _ => {
@@ -170,24 +162,25 @@ fn caller(
             match (snapshots.len(), snapshots.keys().next()) {
                 (1, Some(&only)) if st.read_only() => only,
                 _ => {
-                    return Err(Box::new(ofrep_error(
+                    return Err(refuse(
                         StatusCode::FORBIDDEN,
-                        None,
-                        "GENERAL",
                         "evaluation needs a server or client key: they name the environment",
-                    )));
+                    ));
                 }
             }
         }
     };
     st.snapshots().get(&env_id).cloned().ok_or_else(|| {
-        Box::new(ofrep_error(
+        refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "GENERAL",
             "flags are not loaded yet; retry shortly",
-        ))
+        )
     })
+}
+
+/// A refusal before any flag is looked at: `{errorCode: GENERAL, errorDetails}`.
+fn refuse(status: StatusCode, details: &str) -> Box<Response> {
+    Box::new(ofrep_error(status, None, "GENERAL", details))
 }
 
 #[derive(Deserialize)]

@@ -410,15 +410,7 @@ async fn metrics_expose_requests_evaluations_and_snapshots() {
         )
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     for line in [
         "vexil_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"200\"} 3",
         "vexil_http_request_duration_seconds_count{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"any\"} 3",
@@ -479,15 +471,7 @@ async fn rate_limits_answer_429_with_whole_seconds_retry_after() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (st, _, _) = post(&s, url, Some(&client), "{}", &[]).await;
     assert_eq!(st, StatusCode::OK);
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(
             "vexil_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",status=\"429\"} 3"

@@ -150,15 +150,7 @@ async fn snapshot_first_then_each_change_then_resume() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("vexil_sse_subscribers 4"), "{metrics}");
 }
 
@@ -246,23 +238,13 @@ async fn a_subscriber_that_stops_reading_never_slows_the_others_and_is_dropped()
         "the lagging stream did not end after {} bytes: ...{tail:?}",
         seen.len()
     );
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
+    let metrics = s.metrics().await;
+    let dropped = s
+        .metric("vexil_sse_subscribers_dropped_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("vexil_sse_subscribers_dropped_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+        .unwrap_or(0.0);
     assert!(
-        dropped >= 1,
+        dropped >= 1.0,
         "the lagging subscriber was not dropped:\n{metrics}"
     );
 }

@@ -164,6 +164,29 @@ impl Server {
         )
     }
 
+    /// The `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// One counter or gauge from `/metrics` (a line starting with `series `).
+    pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// Stops with SIGKILL (no chance to clean up).
     pub(crate) fn kill9(mut self) {
         let _ = self.child.kill();
