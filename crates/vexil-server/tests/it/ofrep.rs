@@ -154,6 +154,31 @@ async fn ofrep_single_flag_statuses_and_bodies() {
         assert!(v["errorDetails"].as_str().is_some_and(|d| !d.is_empty()));
     }
 
+    // Targeting that names a variant the flag does not have: GENERAL.
+    let odd = json!({"variants": {"on": true, "off": false}, "targeting": {"if": [true, "maybe", "on"]}, "defaultServe": {"variant": "off"}});
+    let (st, _, _) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/odd"),
+            Some(&odd),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _, text) = post(&s, &one("odd"), Some(&client), "{}", &[]).await;
+    let v = json_of(&text);
+    assert_eq!(
+        (st, v["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("GENERAL"))
+    );
+    assert!(
+        v["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `maybe`"),
+        "{v}"
+    );
+
     let (st, _, _) = post(&s, &one("checkout"), None, "{}", &[]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let (st, _, _) = post(&s, &one("checkout"), Some("vxc_wrong"), "{}", &[]).await;
