@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use vexil_engine::Format;
 use vexil_store::{
-    ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind, Mutation,
-    NewKey, Project, Result, Scope, Store, StoreError,
+    ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, Mutation, NewKey,
+    Project, Result, Scope, Store, StoreError,
 };
 
 use crate::keys;
@@ -51,32 +51,18 @@ fn parse(text: &str, now: i64) -> std::result::Result<Vec<Item>, String> {
         .into_native()
         .map_err(|p| p.to_string())?;
     vexil_engine::compile(&doc).map_err(|p| p.to_string())?;
-    let mut items = Vec::new();
-    let encode = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| e.to_string());
-    for (key, seg) in doc.segments.iter() {
-        items.push(Item {
-            kind: ItemKind::Segment,
-            key: key.to_owned(),
-            definition: encode(serde_json::to_value(seg))?,
+    let items = crate::state::definitions_of(&doc)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(kind, key, definition)| Item {
+            kind,
+            key,
+            definition,
             version: 1,
             archived: false,
             updated_at: now,
-        });
-    }
-    for (key, flag) in doc.flags.iter() {
-        let mut flag = flag.clone();
-        let mut metadata = doc.metadata.clone();
-        metadata.extend(flag.metadata.clone());
-        flag.metadata = metadata;
-        items.push(Item {
-            kind: ItemKind::Flag,
-            key: key.to_owned(),
-            definition: encode(serde_json::to_value(&flag))?,
-            version: 1,
-            archived: false,
-            updated_at: now,
-        });
-    }
+        })
+        .collect();
     Ok(items)
 }
 

@@ -176,8 +176,33 @@ pub(crate) fn document_of<'a>(
     })
 }
 
-/// Applies mutations to a copy of the items, as the store will.
-fn apply(items: &[Item], mutations: &[Mutation]) -> Vec<Item> {
+/// The stored definitions a document describes: its segments, and its
+/// flags with the document metadata overlaid on their own (as evaluation
+/// sees them), for imports and flag files.
+pub(crate) fn definitions_of(
+    doc: &Document,
+) -> serde_json::Result<Vec<(ItemKind, String, serde_json::Value)>> {
+    let mut out = Vec::with_capacity(doc.segments.len() + doc.flags.len());
+    for (key, seg) in doc.segments.iter() {
+        out.push((
+            ItemKind::Segment,
+            key.to_owned(),
+            serde_json::to_value(seg)?,
+        ));
+    }
+    for (key, flag) in doc.flags.iter() {
+        let mut flag = flag.clone();
+        let mut metadata = doc.metadata.clone();
+        metadata.extend(flag.metadata.clone());
+        flag.metadata = metadata;
+        out.push((ItemKind::Flag, key.to_owned(), serde_json::to_value(&flag)?));
+    }
+    Ok(out)
+}
+
+/// Applies mutations to a copy of the items, as the store will when it
+/// commits them as `version` at `now`, in the store's order.
+fn apply(items: &[Item], mutations: &[Mutation], version: i64, now: i64) -> Vec<Item> {
     let mut out: Vec<Item> = items.to_vec();
     for m in mutations {
         out.retain(|i| !(i.kind == m.kind && i.key == m.key));
@@ -186,9 +211,9 @@ fn apply(items: &[Item], mutations: &[Mutation]) -> Vec<Item> {
                 kind: m.kind,
                 key: m.key.clone(),
                 definition: def.clone(),
-                version: 0,
+                version,
                 archived: m.archived,
-                updated_at: 0,
+                updated_at: now,
             });
         }
     }
@@ -408,7 +433,12 @@ impl AppState {
     {
         let state = self.store.load(env.id).await?;
         let mutations = plan(&state)?;
-        compile(&apply(&state.items, &mutations))?;
+        compile(&apply(
+            &state.items,
+            &mutations,
+            state.env.version + 1,
+            now_ms(),
+        ))?;
         Ok(mutations)
     }
 
@@ -445,11 +475,14 @@ impl AppState {
                     version: state.env.version,
                 });
             }
-            let items = apply(&state.items, &mutations);
+            // The items as the store will hold them, so the answer needs
+            // no second read.
+            let now = now_ms();
+            let items = apply(&state.items, &mutations, state.env.version + 1, now);
             let (snapshot, doc) = compile(&items)?;
             match self
                 .store
-                .commit(env.id, state.env.version, actor, &mutations, now_ms())
+                .commit(env.id, state.env.version, actor, &mutations, now)
                 .await
             {
                 Ok(version) => {
@@ -469,12 +502,6 @@ impl AppState {
                     let frame = change_frame(version, &items_changed);
                     drop(items_changed);
                     self.publish(state.env.id, vec![(version, frame)]);
-                    let items = self
-                        .store
-                        .load(state.env.id)
-                        .await
-                        .map(|s| s.items)
-                        .unwrap_or(items);
                     return Ok(Written {
                         items,
                         mutations,

@@ -859,34 +859,6 @@ enum ImportMode {
     Replace,
 }
 
-/// The items a document describes, as stored definitions. Document
-/// metadata is overlaid into each flag's, as evaluation would see it.
-fn desired_items(doc: &vexil_engine::Document) -> AppResult<Vec<(ItemKind, String, Value)>> {
-    let encode = |v: serde_json::Result<Value>| {
-        v.map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))
-    };
-    let mut out = Vec::new();
-    for (key, seg) in doc.segments.iter() {
-        out.push((
-            ItemKind::Segment,
-            key.to_owned(),
-            encode(serde_json::to_value(seg))?,
-        ));
-    }
-    for (key, flag) in doc.flags.iter() {
-        let mut flag = flag.clone();
-        let mut metadata = doc.metadata.clone();
-        metadata.extend(flag.metadata.clone());
-        flag.metadata = metadata;
-        out.push((
-            ItemKind::Flag,
-            key.to_owned(),
-            encode(serde_json::to_value(&flag))?,
-        ));
-    }
-    Ok(out)
-}
-
 /// Imports a native or flagd document (JSON or YAML) into an environment.
 async fn import(
     State(st): St,
@@ -907,7 +879,8 @@ async fn import(
             "this document uses `bucketing: cbor`; environments in the store use the default bucketing for now",
         ));
     }
-    let desired = desired_items(&doc)?;
+    let desired = crate::state::definitions_of(&doc)
+        .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
     let plan = |state: &vexil_store::EnvState| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();
         for (kind, key, def) in &desired {
