@@ -53,6 +53,26 @@ pub(crate) struct ServeArgs {
     /// subscriber further behind is dropped and reconnects.
     #[arg(long, env = "VEXIL_STREAM_BUFFER", default_value_t = 256)]
     pub(crate) stream_buffer: usize,
+    /// Time a client has to send a request's headers, in milliseconds; an
+    /// idle keep-alive connection is closed after the same time.
+    #[arg(long, env = "VEXIL_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub(crate) header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers
+    /// arrived, in milliseconds; slower bodies are answered 408.
+    #[arg(long, env = "VEXIL_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) body_timeout_ms: u64,
+    /// A connection that reads and writes nothing for this long is closed,
+    /// in milliseconds (SSE streams send heartbeats well within it).
+    #[arg(long, env = "VEXIL_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub(crate) idle_timeout_ms: u64,
+    /// Open connections at once; more are answered 503 and closed (0: the
+    /// open-file limit less a reserve for the store and files).
+    #[arg(long, env = "VEXIL_MAX_CONNECTIONS", default_value_t = 0)]
+    pub(crate) max_connections: usize,
+    /// The URL clients reach this server at (e.g. `https://flags.example.com`),
+    /// for the absolute URLs it hands out; without it they are relative.
+    #[arg(long, env = "VEXIL_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -88,6 +108,10 @@ pub(crate) struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) stream_buffer: usize,
     pub(crate) request_timeout: std::time::Duration,
+    /// Bounds of connections and requests (`max_connections` 0: automatic).
+    pub(crate) http: crate::http::HttpLimits,
+    /// Where clients reach this server, without a trailing slash.
+    pub(crate) public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -119,7 +143,29 @@ impl ServeArgs {
             (10..=60_000).contains(&self.sync_interval_ms),
             "--sync-interval-ms must be between 10 and 60000"
         );
+        for (name, ms) in [
+            ("--header-timeout-ms", self.header_timeout_ms),
+            ("--body-timeout-ms", self.body_timeout_ms),
+            ("--idle-timeout-ms", self.idle_timeout_ms),
+        ] {
+            anyhow::ensure!(
+                (100..=3_600_000).contains(&ms),
+                "{name} must be between 100 and 3600000"
+            );
+        }
+        let public_url = match self.public_url {
+            Some(url) => Some(public_url(&url)?),
+            None => None,
+        };
         Ok(Config {
+            http: crate::http::HttpLimits {
+                header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+                body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+                idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
+                max_connections: self.max_connections,
+                max_body_bytes: self.max_body_bytes,
+            },
+            public_url,
             listen: self.listen,
             store,
             admin_key: self.admin_key,
@@ -135,6 +181,25 @@ impl ServeArgs {
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
         })
     }
+}
+
+/// Checks a `--public-url`: `http://` or `https://`, a host, no query or
+/// fragment; returned without a trailing slash.
+fn public_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| {
+            anyhow::anyhow!("--public-url must start with http:// or https://, got `{url}`")
+        })?;
+    let host = rest.split('/').next().unwrap_or("");
+    anyhow::ensure!(
+        !host.is_empty()
+            && !url.contains(['?', '#', '@'])
+            && url.bytes().all(|b| b.is_ascii_graphic()),
+        "--public-url must be an absolute URL with a host and without query, fragment or credentials, got `{url}`"
+    );
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// Hides the password of a URL.
@@ -192,7 +257,25 @@ impl fmt::Display for Config {
             rate(self.rate_limits.server),
             rate(self.rate_limits.client)
         )?;
-        write!(f, "  max in flight   {}", self.max_in_flight)
+        writeln!(f, "  max in flight   {}", self.max_in_flight)?;
+        writeln!(
+            f,
+            "  timeouts        headers {} ms, body {} ms, idle {} ms",
+            self.http.header_timeout.as_millis(),
+            self.http.body_timeout.as_millis(),
+            self.http.idle_timeout.as_millis()
+        )?;
+        match self.http.max_connections {
+            0 => writeln!(f, "  max connections from the open-file limit")?,
+            n => writeln!(f, "  max connections {n}")?,
+        }
+        write!(
+            f,
+            "  public url      {}",
+            self.public_url
+                .as_deref()
+                .unwrap_or("(none: relative URLs)")
+        )
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod config;
 mod file_store;
+mod http;
 mod keys;
 mod limits;
 mod metrics;

@@ -76,6 +76,8 @@ pub(crate) struct Metrics {
     pub(crate) events_published: AtomicU64,
     /// SSE subscribers dropped for falling behind.
     pub(crate) subscribers_dropped: AtomicU64,
+    /// Connections: open, accepted, refused, timed out.
+    pub(crate) conns: Arc<crate::http::ConnMetrics>,
     /// Route template to status to series.
     requests: Mutex<HashMap<String, HashMap<u16, Series>>>,
     /// `project/environment` to reason to count.
@@ -335,6 +337,7 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
         "vexil_sse_subscribers_dropped_total {}",
         st.metrics.subscribers_dropped.load(Ordering::Relaxed)
     );
+    st.metrics.conns.render(&mut out);
     let store_ops = st.store_metrics.snapshot();
     let _ = writeln!(
         out,

@@ -175,12 +175,18 @@ pub(crate) async fn run(
     let addr = listener.local_addr()?;
     println!("vexil listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let conn_metrics = state.metrics.conns.clone();
     let shutdown = async move {
         shutdown.await;
         // Streams never end by themselves: end them, then drain.
         state.close_streams();
     };
-    serve_http1(listener, app, shutdown).await?;
+    let mut limits = config.http.clone();
+    if limits.max_connections == 0 {
+        limits.max_connections = connection_limit();
+    }
+    tracing::info!(max_connections = limits.max_connections, "connection limit");
+    crate::http::serve(listener, app, limits, conn_metrics, shutdown).await;
     sync.abort();
     if let Some(w) = watcher {
         w.abort();
@@ -215,37 +221,12 @@ pub(crate) async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The HTTP/1.1 accept loop: one small hyper connection per client (SSE
-/// subscribers hold theirs for long), drained gracefully at shutdown.
-async fn serve_http1(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(8192)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+/// Connections the open-file limit leaves room for, keeping a reserve for
+/// the store, the flag file, logs and refusals.
+fn connection_limit() -> usize {
+    const RESERVE: u64 = 256;
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) => soft.saturating_sub(RESERVE).clamp(64, 1 << 20) as usize,
+        Err(_) => 1024 - RESERVE as usize,
     }
-    graceful.shutdown().await;
-    Ok(())
 }

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod cli;
 mod client;
+mod connections;
 mod durability;
 mod file_mode;
 mod ofrep;

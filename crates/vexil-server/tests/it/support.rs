@@ -32,7 +32,18 @@ impl Server {
     }
 
     pub(crate) fn start_with(data: &Data, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vexil"));
+        Server::start_cmd(Command::new(env!("CARGO_BIN_EXE_vexil")), data, extra)
+    }
+
+    /// Starts the server under an open-file limit (soft and hard) of `nofile`.
+    pub(crate) fn start_with_nofile(data: &Data, extra: &[&str], nofile: u64) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(env!("CARGO_BIN_EXE_vexil"));
+        Server::start_cmd(cmd, data, extra)
+    }
+
+    fn start_cmd(mut cmd: Command, data: &Data, extra: &[&str]) -> Server {
         cmd.args([
             "serve",
             "--listen",

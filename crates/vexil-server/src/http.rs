@@ -1,0 +1,450 @@
+//! The HTTP/1.1 accept loop and the bounds every connection and request
+//! has: a bound on open connections (refused with a clear 503 beyond it),
+//! a time limit on a request's headers (which also closes idle keep-alive
+//! connections), a time and size limit on its body, an inactivity limit on
+//! the connection as a whole, and accept errors met with a back-off.
+//!
+//! One small hyper connection per client (SSE subscribers hold theirs for
+//! long), drained gracefully at shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The bounds of connections and requests.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpLimits {
+    /// Time a client has to send a request's headers, counted from when the
+    /// connection is ready for the next request: it also closes keep-alive
+    /// connections that stay idle.
+    pub(crate) header_timeout: Duration,
+    /// Time a client has to send a request's body, from its headers on.
+    pub(crate) body_timeout: Duration,
+    /// A connection on which nothing was read or written for this long is
+    /// closed. SSE streams write a heartbeat well within it, so only a
+    /// stream whose client stopped reading is cut.
+    pub(crate) idle_timeout: Duration,
+    /// Open connections at once; more are answered 503 and closed.
+    pub(crate) max_connections: usize,
+    /// Largest accepted request body.
+    pub(crate) max_body_bytes: usize,
+}
+
+/// Connection counters for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct ConnMetrics {
+    pub(crate) open: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    /// Refused because `max_connections` were open.
+    pub(crate) refused: AtomicU64,
+    /// Closed by the inactivity limit.
+    pub(crate) idle_closed: AtomicU64,
+    /// Requests whose body did not arrive in time.
+    pub(crate) body_timeouts: AtomicU64,
+    /// Failed `accept` calls (e.g. out of file descriptors).
+    pub(crate) accept_errors: AtomicU64,
+}
+
+impl ConnMetrics {
+    /// Appends the connection series in Prometheus text format.
+    pub(crate) fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let series = [
+            (
+                "vexil_http_connections_open",
+                "gauge",
+                "Open client connections.",
+                &self.open,
+            ),
+            (
+                "vexil_http_connections_accepted_total",
+                "counter",
+                "Client connections accepted.",
+                &self.accepted,
+            ),
+            (
+                "vexil_http_connections_refused_total",
+                "counter",
+                "Connections refused because the connection limit was reached.",
+                &self.refused,
+            ),
+            (
+                "vexil_http_connections_idle_closed_total",
+                "counter",
+                "Connections closed after moving no bytes for the idle timeout.",
+                &self.idle_closed,
+            ),
+            (
+                "vexil_http_body_timeouts_total",
+                "counter",
+                "Requests answered 408 because their body did not arrive in time.",
+                &self.body_timeouts,
+            ),
+            (
+                "vexil_http_accept_errors_total",
+                "counter",
+                "Failed accept calls (e.g. out of file descriptors).",
+                &self.accept_errors,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Serves `app` until `shutdown` completes, then drains open connections.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    metrics: Arc<ConnMetrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    // Refusals are written by tasks of their own; bound those too.
+    let refusing = Arc::new(Semaphore::new(64));
+    let limits = Arc::new(limits);
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    stream
+                }
+                Err(e) => {
+                    metrics.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    backoff.failed(&e).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            metrics.refused.fetch_add(1, Ordering::Relaxed);
+            if let Ok(slot) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    refuse(stream).await;
+                });
+            }
+            continue;
+        };
+        metrics.accepted.fetch_add(1, Ordering::Relaxed);
+        metrics.open.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let io = Watched {
+            inner: stream,
+            activity: activity.clone(),
+        };
+        let service = Bounded {
+            app: app.clone(),
+            limits: limits.clone(),
+            metrics: metrics.clone(),
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(8192)
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let conn = graceful.watch(conn);
+        let idle = limits.idle_timeout;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = conn => {}
+                _ = activity.idle_for(idle) => {
+                    metrics.idle_closed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            metrics.open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// Answers a connection beyond the limit with a short 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    const BODY: &str = r#"{"code":"too_many_connections","message":"the server has reached its limit of open connections; retry shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Back-off after failed `accept` calls, so that running out of file
+/// descriptors neither spins nor floods the log: waits grow from 10 ms to
+/// one second, and at most one log line is written every five seconds.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptBackoff {
+    fn reset(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+
+    async fn failed(&mut self, e: &std::io::Error) {
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
+        {
+            tracing::warn!(error = %e, suppressed = self.suppressed, "accept failed; backing off");
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        tokio::time::sleep(self.delay).await;
+    }
+}
+
+/// When a connection last moved bytes.
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A socket that records when it last read or wrote something.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The application behind the body bounds: a request body is read whole,
+/// within `body_timeout` and `max_body_bytes`, before any handler runs. So
+/// an answer given before looking at the body (401, 429) leaves the
+/// connection reusable, and a body that is too large or too slow is
+/// answered in the route family's JSON format and the connection closed.
+#[derive(Clone)]
+struct Bounded {
+    app: axum::Router,
+    limits: Arc<HttpLimits>,
+    metrics: Arc<ConnMetrics>,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Bounded {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+impl Bounded {
+    async fn handle(self, req: Request<Incoming>) -> Response<Body> {
+        use tower_service::Service as _;
+        let (parts, body) = req.into_parts();
+        let body = if hyper::body::Body::is_end_stream(&body) {
+            Body::empty()
+        } else {
+            match self.read_body(&parts, body).await {
+                Ok(bytes) => Body::from(bytes),
+                Err(resp) => return resp,
+            }
+        };
+        let mut app = self.app;
+        match app.call(Request::from_parts(parts, body)).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    }
+
+    async fn read_body(
+        &self,
+        parts: &axum::http::request::Parts,
+        body: Incoming,
+    ) -> Result<axum::body::Bytes, Response<Body>> {
+        let max = self.limits.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let too_large = || {
+            refusal(
+                parts.uri.path(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("the request body exceeds the limit of {max} bytes (--max-body-bytes)"),
+            )
+        };
+        let deadline = Instant::now() + self.limits.body_timeout;
+        if let Some(len) = declared.filter(|len| *len > max as u64) {
+            // Read what was announced (up to a bound) so the client sees the
+            // answer instead of a reset, then close.
+            if len <= 4 * max as u64 {
+                let drain = async {
+                    let mut body = body;
+                    while let Some(Ok(_)) = body.frame().await {}
+                };
+                let _ = tokio::time::timeout_at(deadline, drain).await;
+            }
+            return Err(too_large());
+        }
+        let limited = http_body_util::Limited::new(body, max);
+        match tokio::time::timeout_at(deadline, limited.collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(e)) => Err(refusal(
+                parts.uri.path(),
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("cannot read the request body: {e}"),
+            )),
+            Err(_) => {
+                self.metrics.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(refusal(
+                    parts.uri.path(),
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    &format!(
+                        "the request body did not arrive within {} ms",
+                        self.limits.body_timeout.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether a path belongs to the data plane, whose errors are OFREP-shaped
+/// (`{errorCode, errorDetails}`) rather than the admin API's `{code, message}`.
+pub(crate) fn is_data_plane(path: &str) -> bool {
+    path.starts_with("/ofrep/") || matches!(path, "/api/v1/snapshot" | "/api/v1/stream")
+}
+
+/// A refusal before the application saw the request, in the route
+/// family's error format, closing the connection.
+fn refusal(path: &str, status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = if is_data_plane(path) {
+        serde_json::json!({"errorCode": "GENERAL", "errorDetails": message})
+    } else {
+        serde_json::json!({"code": code, "message": message})
+    };
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
