@@ -73,6 +73,10 @@ pub(crate) struct ServeArgs {
     /// for the absolute URLs it hands out; without it they are relative.
     #[arg(long, env = "VEXIL_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
+    /// Idle SSE streams get a comment this often, in milliseconds; must be
+    /// well below --idle-timeout-ms.
+    #[arg(long, env = "VEXIL_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub(crate) heartbeat_ms: u64,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -112,6 +116,8 @@ pub(crate) struct Config {
     pub(crate) http: crate::http::HttpLimits,
     /// Where clients reach this server, without a trailing slash.
     pub(crate) public_url: Option<String>,
+    /// Idle SSE streams get a comment this often.
+    pub(crate) heartbeat: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -153,6 +159,10 @@ impl ServeArgs {
                 "{name} must be between 100 and 3600000"
             );
         }
+        anyhow::ensure!(
+            self.heartbeat_ms >= 100 && self.heartbeat_ms * 2 <= self.idle_timeout_ms,
+            "--heartbeat-ms must be at least 100 and at most half of --idle-timeout-ms, or idle streams would be cut"
+        );
         let public_url = match self.public_url {
             Some(url) => Some(public_url(&url)?),
             None => None,
@@ -166,6 +176,7 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
             },
             public_url,
+            heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
             listen: self.listen,
             store,
             admin_key: self.admin_key,

@@ -131,7 +131,11 @@ pub(crate) async fn run(
         store,
         file.is_some(),
         limiter,
-        config.stream_buffer,
+        crate::state::PlaneSettings {
+            stream_buffer: config.stream_buffer,
+            heartbeat: config.heartbeat,
+            public_url: config.public_url.clone(),
+        },
         config.request_timeout,
         store_metrics,
     ));

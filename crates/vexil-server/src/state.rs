@@ -80,6 +80,25 @@ pub(crate) struct AppState {
     pub(crate) request_timeout: std::time::Duration,
     /// Latency and errors of store calls.
     pub(crate) store_metrics: Arc<crate::timed_store::StoreMetrics>,
+    /// Bumped whenever a key that was live is revoked or removed, so that
+    /// open streams check whether their key still may read.
+    key_revocations: tokio::sync::watch::Sender<u64>,
+    /// Where clients reach this server, for absolute URLs; relative ones
+    /// without it.
+    pub(crate) public_url: Option<String>,
+    /// Idle SSE streams get a comment this often.
+    pub(crate) heartbeat: std::time::Duration,
+}
+
+/// Settings of the data plane's streams and URLs.
+#[derive(Debug, Clone)]
+pub(crate) struct PlaneSettings {
+    /// Events kept for SSE subscribers that fall behind.
+    pub(crate) stream_buffer: usize,
+    /// Idle SSE streams get a comment this often.
+    pub(crate) heartbeat: std::time::Duration,
+    /// Where clients reach this server.
+    pub(crate) public_url: Option<String>,
 }
 
 /// One change of an environment, as an SSE frame.
@@ -247,7 +266,7 @@ impl AppState {
         store: Arc<dyn Store>,
         read_only: bool,
         limiter: crate::limits::Limiter,
-        stream_buffer: usize,
+        plane: PlaneSettings,
         request_timeout: std::time::Duration,
         store_metrics: Arc<crate::timed_store::StoreMetrics>,
     ) -> Self {
@@ -262,9 +281,12 @@ impl AppState {
             streams: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             limiter,
-            stream_buffer,
+            stream_buffer: plane.stream_buffer,
             request_timeout,
             store_metrics,
+            key_revocations: tokio::sync::watch::channel(0).0,
+            public_url: plane.public_url,
+            heartbeat: plane.heartbeat,
         }
     }
 
@@ -406,11 +428,25 @@ impl AppState {
         self.read_only
     }
 
-    /// Reloads the API key cache from the store.
+    /// Reloads the API key cache from the store. When a key that was live
+    /// is revoked or gone, open streams hear of it and those of that key end.
     pub(crate) async fn refresh_keys(&self) -> Result<(), ApiError> {
-        let keys = self.store.keys_with_hashes().await?;
-        self.keys.store(Arc::new(keys.into_iter().collect()));
+        let keys: HashMap<String, ApiKey> =
+            self.store.keys_with_hashes().await?.into_iter().collect();
+        let old = self.keys.swap(Arc::new(keys));
+        let current = self.keys.load();
+        let lost = old.iter().any(|(hash, k)| {
+            k.revoked_at.is_none() && current.get(hash).is_none_or(|now| now.revoked_at.is_some())
+        });
+        if lost {
+            self.key_revocations.send_modify(|n| *n += 1);
+        }
         Ok(())
+    }
+
+    /// Changes whenever a live key is revoked (see `refresh_keys`).
+    pub(crate) fn key_revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.key_revocations.subscribe()
     }
 
     /// The live (not revoked) key with this hash, from the cache.

@@ -120,19 +120,25 @@ fn ofrep_error(status: StatusCode, key: Option<&str>, code: &str, details: &str)
     json_response(status, body)
 }
 
+/// An admitted caller of the data plane.
+struct Caller {
+    /// The environment it evaluates, at the version current on admission.
+    env: Arc<EnvSnapshot>,
+    scope: Scope,
+    /// The hash of its key: streams end when that key is revoked.
+    key_hash: String,
+}
+
 /// Who is calling, and which environment they evaluate.
-fn caller(
-    st: &AppState,
-    headers: &HeaderMap,
-    need_rules: bool,
-) -> Result<Arc<EnvSnapshot>, Box<Response>> {
+fn caller(st: &AppState, headers: &HeaderMap, need_rules: bool) -> Result<Caller, Box<Response>> {
     let Some(secret) = secret(headers).filter(|s| !s.is_empty()) else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
         ));
     };
-    let Some(key) = st.cached_key(&keys::hash(secret)) else {
+    let key_hash = keys::hash(secret);
+    let Some(key) = st.cached_key(&key_hash) else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "unknown or revoked API key",
@@ -170,11 +176,16 @@ fn caller(
             }
         }
     };
-    st.snapshots().get(&env_id).cloned().ok_or_else(|| {
+    let env = st.snapshots().get(&env_id).cloned().ok_or_else(|| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "flags are not loaded yet; retry shortly",
         )
+    })?;
+    Ok(Caller {
+        env,
+        scope: key.scope,
+        key_hash,
     })
 }
 
@@ -277,7 +288,7 @@ async fn ofrep_single(
 
 fn ofrep_single_inner(st: &AppState, key: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let env = match caller(st, headers, false) {
-        Ok(env) => env,
+        Ok(c) => c.env,
         Err(resp) => return *resp,
     };
     let ctx = match context_of(body) {
@@ -330,8 +341,8 @@ async fn ofrep_bulk(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
 }
 
 fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response {
-    let env = match caller(st, headers, false) {
-        Ok(env) => env,
+    let (env, scope) = match caller(st, headers, false) {
+        Ok(c) => (c.env, c.scope),
         Err(resp) => return *resp,
     };
     let etag = bulk_etag(env.env.version, body);
@@ -370,7 +381,7 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
     let body = serde_json::to_vec(&Bulk {
         flags,
         metadata: &EMPTY,
-        event_streams: event_streams(headers),
+        event_streams: event_streams(st, scope, headers),
     })
     .unwrap_or_default();
     let mut resp = json_response(StatusCode::OK, body);
@@ -392,7 +403,7 @@ async fn snapshot(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 
 fn snapshot_inner(st: &AppState, headers: &HeaderMap) -> Response {
     let env = match caller(st, headers, true) {
-        Ok(env) => env,
+        Ok(c) => c.env,
         Err(resp) => return *resp,
     };
     let etag = format!("\"{}\"", env.env.version);
@@ -427,9 +438,6 @@ fn snapshot_inner(st: &AppState, headers: &HeaderMap) -> Response {
     resp.into_response()
 }
 
-/// Idle streams get a comment this often, to keep proxies from closing them.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// `GET /api/v1/stream`: server-sent events for edges and server SDKs. A
 /// full `snapshot` event first, then one `change` event per environment
 /// version, each with `id: <version>`. Reconnecting with `Last-Event-ID`
@@ -441,8 +449,8 @@ async fn stream(
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
-    let env = match caller(&st, &headers, true) {
-        Ok(env) => env,
+    let (env, key_hash) = match caller(&st, &headers, true) {
+        Ok(c) => (c.env, c.key_hash),
         Err(resp) => return *resp,
     };
     let env_id = env.env.id;
@@ -496,7 +504,7 @@ async fn stream(
         _ => initial.push(crate::state::snapshot_frame(&current)),
     }
 
-    let body = event_body(&st, rx, initial, version, |ev| ev.frame.clone());
+    let body = event_body(&st, rx, key_hash, initial, version, |ev| ev.frame.clone());
     event_stream_response(body)
 }
 
@@ -514,10 +522,12 @@ fn event_stream_response(body: Body) -> Response {
 
 /// The body of an SSE response: `initial` frames, then one frame per
 /// change event newer than `sent` (made by `frame`), heartbeats while idle;
-/// ends when the subscriber lags behind the buffer or the server shuts down.
+/// ends when the subscriber lags behind the buffer, the key it was opened
+/// with is revoked, or the server shuts down.
 fn event_body(
     st: &Arc<AppState>,
     rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
+    key_hash: String,
     initial: Vec<Bytes>,
     sent: i64,
     frame: fn(&crate::state::StreamEvent) -> Bytes,
@@ -526,12 +536,16 @@ fn event_body(
         st: Arc<AppState>,
         closing: tokio::sync::watch::Receiver<bool>,
         rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
+        revocations: tokio::sync::watch::Receiver<u64>,
+        key_hash: String,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
         frame: fn(&crate::state::StreamEvent) -> Bytes,
     }
     let feed = Feed {
         closing: st.closing(),
+        revocations: st.key_revocations(),
+        key_hash,
         st: st.clone(),
         rx,
         initial: initial.into_iter(),
@@ -546,9 +560,15 @@ fn event_body(
             if *feed.closing.borrow() {
                 return None;
             }
+            let heartbeat = feed.st.heartbeat;
             let next = tokio::select! {
                 _ = feed.closing.changed() => return None,
-                next = tokio::time::timeout(HEARTBEAT, feed.rx.recv()) => next,
+                _ = feed.revocations.changed() => {
+                    // The key was revoked: end the stream.
+                    feed.st.cached_key(&feed.key_hash)?;
+                    continue;
+                }
+                next = tokio::time::timeout(heartbeat, feed.rx.recv()) => next,
             };
             match next {
                 Err(_) => return Some((Ok(Bytes::from_static(b": keepalive\n\n")), feed)),
@@ -602,7 +622,7 @@ async fn native_evaluate(
         return overloaded();
     };
     let env = match caller(&st, &headers, false) {
-        Ok(env) => env,
+        Ok(c) => c.env,
         Err(resp) => return *resp,
     };
     let req: NativeRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -676,39 +696,38 @@ async fn native_evaluate(
     resp
 }
 
-/// Where web clients hear about changes: an SSE URL on this server that
-/// carries the (public) client key, since `EventSource` cannot send
-/// headers. Offered when the request says which host it reached.
-fn event_streams(headers: &HeaderMap) -> Vec<Value> {
-    let (Some(host), Some(key)) = (
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-        secret(headers),
-    ) else {
+/// Where web clients hear about changes: the OFREP event stream of this
+/// server, whose URL carries the caller's client key because `EventSource`
+/// cannot send headers. Offered to client keys only (they are public by
+/// design); a server key is a secret and never goes into a URL. The URL is
+/// absolute under `--public-url`, relative otherwise: never built from the
+/// request's `Host` header.
+fn event_streams(st: &AppState, scope: Scope, headers: &HeaderMap) -> Vec<Value> {
+    let Some(key) = secret(headers).filter(|_| scope == Scope::Client) else {
         return Vec::new();
     };
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    let key: String = key
-        .bytes()
-        .map(|b| match b {
+    let mut url = st.public_url.clone().unwrap_or_default();
+    url.push_str("/ofrep/v1/events?key=");
+    for b in key.bytes() {
+        match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
+                url.push(b as char)
             }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+            _ => {
+                let _ = std::fmt::Write::write_fmt(&mut url, format_args!("%{b:02X}"));
+            }
+        }
+    }
     vec![serde_json::json!({
         "type": "sse",
-        "url": format!("{scheme}://{host}/ofrep/v1/events?key={key}"),
+        "url": url,
         "inactivityDelaySec": 120,
     })]
 }
 
 /// `GET /ofrep/v1/events?key=…`: OFREP event stream for web clients: a
-/// `refetchEvaluation` message whenever the environment changes.
+/// `refetchEvaluation` message whenever the environment changes. Client
+/// keys only: other keys are secrets and do not belong in URLs.
 async fn ofrep_events(
     State(st): State<Arc<AppState>>,
     mut headers: HeaderMap,
@@ -723,15 +742,23 @@ async fn ofrep_events(
             headers.insert("x-api-key", v);
         }
     }
-    let env = match caller(&st, &headers, false) {
-        Ok(env) => env,
+    let (env, key_hash) = match caller(&st, &headers, false) {
+        Ok(c) if c.scope == Scope::Client => (c.env, c.key_hash),
+        Ok(_) => {
+            let mut resp = *refuse(
+                StatusCode::FORBIDDEN,
+                "the event stream takes client keys only: other keys are secrets and must not travel in URLs",
+            );
+            cors(&headers, &mut resp);
+            return resp;
+        }
         Err(mut resp) => {
             cors(&headers, &mut resp);
             return *resp;
         }
     };
     let rx = st.subscribe(env.env.id);
-    let body = event_body(&st, rx, Vec::new(), env.env.version, |ev| {
+    let body = event_body(&st, rx, key_hash, Vec::new(), env.env.version, |ev| {
         let data =
             serde_json::json!({"type": "refetchEvaluation", "etag": format!("\"{}\"", ev.version)});
         format!("event: message\ndata: {data}\n\n").into()

@@ -199,3 +199,69 @@ async fn every_admin_route_refuses_missing_wrong_revoked_and_out_of_scope_keys()
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+// Issue 13, item 10: `Authorization: Bearer` first, then `X-API-Key`; empty
+// values of either count as absent.
+#[tokio::test]
+async fn an_empty_header_beside_a_valid_key_is_ignored() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = crate::ofrep::setup(&s).await;
+    let admin = crate::support::ADMIN_KEY;
+    let cases: [(&[(&str, String)], u16); 5] = [
+        (
+            &[
+                ("authorization", format!("Bearer {admin}")),
+                ("x-api-key", String::new()),
+            ],
+            200,
+        ),
+        (
+            &[
+                ("authorization", "Bearer ".into()),
+                ("x-api-key", admin.into()),
+            ],
+            200,
+        ),
+        (
+            &[
+                ("authorization", format!("Bearer {admin}")),
+                ("x-api-key", "nope".into()),
+            ],
+            200,
+        ),
+        (
+            &[
+                ("authorization", "Bearer nope".into()),
+                ("x-api-key", admin.into()),
+            ],
+            401,
+        ),
+        (
+            &[
+                ("authorization", "Bearer ".into()),
+                ("x-api-key", "  ".into()),
+            ],
+            401,
+        ),
+    ];
+    for (headers, want) in cases {
+        let mut req = s.http.get(s.url("/api/v1/projects"));
+        for (h, v) in headers {
+            req = req.header(*h, v);
+        }
+        let status = req.send().await.unwrap().status();
+        assert_eq!(status.as_u16(), want, "admin route with {headers:?}");
+    }
+    let resp = s
+        .http
+        .post(s.url("/ofrep/v1/evaluate/flags/checkout"))
+        .bearer_auth(&server)
+        .header("x-api-key", "")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

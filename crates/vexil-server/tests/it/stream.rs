@@ -268,14 +268,12 @@ async fn ofrep_event_streams_tell_web_clients_to_refetch() {
     let stream = &bulk["eventStreams"][0];
     assert_eq!(stream["type"], "sse");
     let url = stream["url"].as_str().unwrap();
-    assert!(
-        url.starts_with(&s.base) && url.contains("/ofrep/v1/events?key="),
-        "{url}"
-    );
+    // Relative without --public-url (issue 13, item 3).
+    assert!(url.starts_with("/ofrep/v1/events?key="), "{url}");
     // EventSource sends no headers: the URL alone must work.
     let resp = s
         .http
-        .get(url)
+        .get(s.url(url))
         .header("origin", "https://app.example.com")
         .send()
         .await
@@ -303,4 +301,170 @@ async fn ofrep_event_streams_tell_web_clients_to_refetch() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// Bulk OFREP answers with `key`, sent with `Host: host`.
+async fn bulk_event_streams(s: &Server, key: &str, host: &str) -> Value {
+    let bulk: Value = s
+        .http
+        .post(s.url("/ofrep/v1/evaluate/flags"))
+        .bearer_auth(key)
+        .header("host", host)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    bulk["eventStreams"].clone()
+}
+
+// Issue 13, item 3: a server key never goes into a URL, and no URL is built
+// from the Host header.
+#[tokio::test]
+async fn event_stream_urls_carry_client_keys_only_and_ignore_the_host_header() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = crate::ofrep::setup(&s).await;
+    let streams = bulk_event_streams(&s, &server, "evil.example.com").await;
+    assert!(
+        streams.is_null(),
+        "a server key was offered a URL: {streams}"
+    );
+    assert!(!streams.to_string().contains(&server));
+    let streams = bulk_event_streams(&s, &client, "a/x?y=").await;
+    let url = streams[0]["url"].as_str().unwrap();
+    assert_eq!(url, format!("/ofrep/v1/events?key={client}"));
+    // The event stream itself refuses server and admin keys.
+    for key in [server.as_str(), crate::support::ADMIN_KEY] {
+        let resp = s
+            .http
+            .get(s.url(&format!("/ofrep/v1/events?key={key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body: Value = resp.json().await.unwrap();
+        if key == server {
+            assert!(
+                body["errorDetails"]
+                    .as_str()
+                    .unwrap()
+                    .contains("client keys only"),
+                "{body}"
+            );
+        }
+    }
+    drop(s);
+    let s = Server::start_with(&data, &["--public-url", "https://flags.example.com/"]);
+    let started = std::time::Instant::now();
+    while s.http.get(s.url("/readyz")).send().await.unwrap().status() != StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_secs(10), "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let streams = bulk_event_streams(&s, &client, "evil.example.com").await;
+    assert_eq!(
+        streams[0]["url"],
+        format!("https://flags.example.com/ofrep/v1/events?key={client}")
+    );
+}
+
+/// Whether a streaming response ends (the server closed it) within `limit`,
+/// skipping whatever frames arrive before.
+async fn ends_within(resp: &mut reqwest::Response, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        loop {
+            match resp.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+// Issue 13, item 2: revoking a key ends the streams opened with it, on this
+// server at once and on another server sharing the store within a sync tick.
+#[tokio::test]
+async fn revoking_a_key_ends_its_streams_here_and_on_other_servers() {
+    for (data, _dir) in crate::support::backends().await {
+        let a = Server::start(&data);
+        let b = Server::start(&data);
+        crate::ofrep::setup(&a).await;
+        let mut keys = Vec::new();
+        for scope in ["server", "client", "server"] {
+            let (st, _, k) = a
+                .admin(Method::POST, "/api/v1/keys", Some(&json!({"name": scope, "scope": scope, "project": "default", "environment": "development"})), &[])
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{k}");
+            keys.push((k["id"].clone(), k["secret"].as_str().unwrap().to_owned()));
+        }
+        // Wait until server B knows the new keys.
+        let started = std::time::Instant::now();
+        loop {
+            let r = b
+                .http
+                .get(b.url("/api/v1/snapshot"))
+                .bearer_auth(&keys[2].1)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::OK {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let open_stream = |s: &Server, key: &str| {
+            s.http
+                .get(s.url("/api/v1/stream"))
+                .bearer_auth(key.to_owned())
+                .send()
+        };
+        let mut on_a = open_stream(&a, &keys[0].1).await.unwrap();
+        let mut on_b = open_stream(&b, &keys[0].1).await.unwrap();
+        let mut other = open_stream(&b, &keys[2].1).await.unwrap();
+        let mut web = b
+            .http
+            .get(b.url(&format!("/ofrep/v1/events?key={}", keys[1].1)))
+            .send()
+            .await
+            .unwrap();
+        for r in [&on_a, &on_b, &other, &web] {
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        for (id, _) in &keys[..2] {
+            let id = match id {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let (st, _, body) = a
+                .admin(
+                    Method::POST,
+                    &format!("/api/v1/keys/{id}/revoke"),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{body}");
+        }
+        assert!(
+            ends_within(&mut on_a, Duration::from_secs(3)).await,
+            "stream on the revoking server kept going ({data:?})"
+        );
+        assert!(
+            ends_within(&mut on_b, Duration::from_secs(3)).await,
+            "stream on the other server kept going ({data:?})"
+        );
+        assert!(
+            ends_within(&mut web, Duration::from_secs(3)).await,
+            "OFREP event stream kept going ({data:?})"
+        );
+        // A stream of a key that was not revoked goes on.
+        assert!(!ends_within(&mut other, Duration::from_millis(500)).await);
+        drop((a, b));
+        crate::support::cleanup(&data).await;
+    }
 }
