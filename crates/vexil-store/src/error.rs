@@ -16,6 +16,10 @@ pub enum ErrorKind {
     Unavailable,
     /// This store does not accept writes (flags served from a file).
     ReadOnly,
+    /// The input cannot be stored as given (e.g. text with a NUL
+    /// character, which PostgreSQL refuses and SQLite would keep): every
+    /// backend refuses it the same way.
+    Invalid,
     /// Anything else (a bug, corrupt data).
     Internal,
 }

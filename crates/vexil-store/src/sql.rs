@@ -259,6 +259,8 @@ impl Store for SqlStore {
     }
 
     async fn create_project(&self, key: &str, name: &str, now: i64) -> Result<Project> {
+        storable("project key", key)?;
+        storable("project name", name)?;
         let row = sqlx::query("INSERT INTO projects (key, name, created_at) VALUES ($1, $2, $3) RETURNING id, key, name, created_at")
             .bind(key)
             .bind(name)
@@ -278,6 +280,12 @@ impl Store for SqlStore {
     }
 
     async fn project(&self, key: &str) -> Result<Project> {
+        if key.contains('\0') {
+            return Err(StoreError::new(
+                ErrorKind::NotFound,
+                "project not found (its key contains a NUL character)",
+            ));
+        }
         let row = sqlx::query("SELECT id, key, name, created_at FROM projects WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -296,6 +304,8 @@ impl Store for SqlStore {
         name: &str,
         now: i64,
     ) -> Result<Environment> {
+        storable("environment key", key)?;
+        storable("environment name", name)?;
         let row = sqlx::query(
             "INSERT INTO environments (project_id, key, name, version, created_at) VALUES ($1, $2, $3, 0, $4) RETURNING id",
         )
@@ -330,6 +340,12 @@ impl Store for SqlStore {
     }
 
     async fn environment(&self, project_key: &str, env_key: &str) -> Result<Environment> {
+        if project_key.contains('\0') || env_key.contains('\0') {
+            return Err(StoreError::new(
+                ErrorKind::NotFound,
+                "environment not found (its key contains a NUL character)",
+            ));
+        }
         let row = sqlx::query(&format!("{ENV_SELECT} WHERE p.key = $1 AND e.key = $2"))
             .bind(project_key)
             .bind(env_key)
@@ -398,6 +414,10 @@ impl Store for SqlStore {
         mutations: &[Mutation],
         now: i64,
     ) -> Result<i64> {
+        storable("actor", actor)?;
+        for m in mutations {
+            storable("item key", &m.key)?;
+        }
         let mut tx = self
             .pool
             .begin()
@@ -483,6 +503,14 @@ impl Store for SqlStore {
         } else {
             filter.limit.min(MAX_CHANGES)
         };
+        if filter
+            .item
+            .as_ref()
+            .is_some_and(|(_, key)| key.contains('\0'))
+        {
+            // No stored key contains one.
+            return Ok(Vec::new());
+        }
         let cols = "SELECT version, at, actor, kind, key, action, before, after FROM changes";
         let rows = match &filter.item {
             Some((kind, key)) => sqlx::query(&format!(
@@ -539,6 +567,7 @@ impl Store for SqlStore {
     }
 
     async fn create_key(&self, key: &NewKey) -> Result<ApiKey> {
+        storable("key name", &key.name)?;
         let row = sqlx::query(
             "INSERT INTO api_keys (name, key_hash, prefix, scope, project_id, environment_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -608,4 +637,16 @@ impl Store for SqlStore {
             })?;
         key_from(&row)
     }
+}
+
+/// Refuses text that not every backend can store: PostgreSQL rejects NUL
+/// characters in text, SQLite would keep them.
+fn storable(what: &str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(StoreError::new(
+            ErrorKind::Invalid,
+            format!("{what} contains a NUL character"),
+        ));
+    }
+    Ok(())
 }

@@ -111,6 +111,7 @@ impl From<StoreError> for ApiError {
             }
             ErrorKind::Conflict => ApiError::new(StatusCode::CONFLICT, "conflict", e.message),
             ErrorKind::ReadOnly => ApiError::new(StatusCode::CONFLICT, "read_only", e.message),
+            ErrorKind::Invalid => ApiError::bad_request("invalid_input", e.message),
             ErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::new(

@@ -675,3 +675,77 @@ async fn import_native_and_flagd_documents_with_dry_run() {
     let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
     assert_eq!(env["version"], 2);
 }
+
+// Issue 13, item 4: names are checked the same way on every backend: a NUL
+// character gave 500 on PostgreSQL while SQLite stored it, and a
+// 100,000-character project name was accepted.
+#[tokio::test]
+async fn names_with_control_characters_or_too_long_are_refused_on_every_backend() {
+    for (data, _dir) in crate::support::backends().await {
+        let s = Server::start(&data);
+        let long = "n".repeat(100_000);
+        let cases = [
+            (
+                "/api/v1/projects",
+                json!({"key": "p1", "name": "a\u{0}b"}),
+                "U+0000",
+            ),
+            (
+                "/api/v1/projects",
+                json!({"key": "p1", "name": long}),
+                "limit is 100",
+            ),
+            (
+                "/api/v1/projects",
+                json!({"key": "p1", "name": "  "}),
+                "blank",
+            ),
+            (
+                "/api/v1/projects/default/environments",
+                json!({"key": "e1", "name": "tab\there"}),
+                "U+0009",
+            ),
+            (
+                "/api/v1/keys",
+                json!({"name": "k\u{0}", "scope": "admin"}),
+                "U+0000",
+            ),
+            (
+                "/api/v1/projects",
+                json!({"key": "p\u{0}", "name": "x"}),
+                "invalid project key",
+            ),
+        ];
+        for (path, body, says) in cases {
+            let (st, _, resp) = s.admin(Method::POST, path, Some(&body), &[]).await;
+            assert_eq!(
+                st,
+                StatusCode::BAD_REQUEST,
+                "{path} {body} on {data:?}: {resp}"
+            );
+            assert!(resp["message"].as_str().unwrap().contains(says), "{resp}");
+        }
+        // Lookups by a key with a NUL find nothing instead of failing.
+        for path in [
+            "/api/v1/projects/a%00b".to_owned(),
+            "/api/v1/projects/default/environments/a%00b".to_owned(),
+            format!("{ENV}/flags/a%00b/audit"),
+        ] {
+            let (st, _, resp) = s.admin(Method::GET, &path, None, &[]).await;
+            assert!(!st.is_server_error(), "{path} on {data:?}: {st} {resp}");
+        }
+        let (_, _, projects) = s.admin(Method::GET, "/api/v1/projects", None, &[]).await;
+        assert_eq!(projects["items"].as_array().unwrap().len(), 1, "{projects}");
+        let (st, _, _) = s
+            .admin(
+                Method::POST,
+                "/api/v1/projects",
+                Some(&json!({"key": "p1", "name": "Ünïcode name ✓"})),
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        drop(s);
+        crate::support::cleanup(&data).await;
+    }
+}

@@ -263,3 +263,40 @@ async fn api_keys_are_stored_by_hash_and_revocable() {
     })
     .await;
 }
+
+// Issue 13, item 4: text PostgreSQL cannot hold (NUL) is refused the same
+// way by every backend, and lookups by such a key find nothing.
+#[tokio::test]
+async fn nul_characters_are_refused_alike_everywhere() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let e = s.create_project("p", "a\0b", 1).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{}: {e}", t.name);
+        assert_eq!(
+            s.project("a\0b").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        let p = s.create_project("p", "P", 1).await.unwrap();
+        let e = s.create_environment(p.id, "e", "x\0", 1).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{}: {e}", t.name);
+        let env = s.create_environment(p.id, "e", "E", 1).await.unwrap();
+        assert_eq!(
+            s.environment("p", "e\0").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        let e = s
+            .commit(env.id, 0, "who\0", &[flag("f", true)], 2)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{}: {e}", t.name);
+        let filter = ChangeFilter {
+            item: Some((ItemKind::Flag, "f\0".into())),
+            after_version: 0,
+            limit: 10,
+        };
+        assert!(s.changes(env.id, &filter).await.unwrap().is_empty());
+        assert_eq!(s.load(env.id).await.unwrap().env.version, 0, "{}", t.name);
+        t
+    })
+    .await;
+}
