@@ -165,12 +165,26 @@ pub(crate) async fn run(
         tracing::info!("snapshots loaded");
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Log when checking starts failing and when it works again, not
+        // on every tick in between.
+        let mut failing = false;
         loop {
             tick.tick().await;
             match sync_state.sync().await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(environments = n, "picked up changes from the store"),
-                Err(e) => tracing::warn!(error = %e.message, "cannot check the store for changes"),
+                Ok(n) => {
+                    if failing {
+                        tracing::info!("checking the store for changes works again");
+                        failing = false;
+                    }
+                    if n > 0 {
+                        tracing::debug!(environments = n, "picked up changes from the store");
+                    }
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e.message, "cannot check the store for changes; retrying every tick");
+                    failing = true;
+                }
+                Err(_) => {}
             }
         }
     });

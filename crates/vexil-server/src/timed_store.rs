@@ -1,16 +1,26 @@
 //! A `Store` wrapper that times every call and counts failures by kind,
-//! for `/metrics`.
+//! for `/metrics`, and fails fast while the store is known to be down.
+//!
+//! Once a call finds the store unavailable, later calls fail at once with
+//! `Unavailable` instead of each waiting for the database's connect
+//! timeout; one call at a time (at most every `PROBE_EVERY`, usually the
+//! sync task's) still goes through as a probe, and the first success
+//! closes the breaker again.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use vexil_store::{
-    ApiKey, Change, ChangeFilter, EnvState, Environment, Mutation, NewKey, Project, Result, Store,
-    StoreError,
+    ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Mutation, NewKey, Project,
+    Result, Store, StoreError,
 };
+
+/// While the store is down, how often one call may try it.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// Per operation: calls, total seconds, and failures by error kind.
 #[derive(Default)]
@@ -35,20 +45,86 @@ impl StoreMetrics {
     }
 }
 
+/// Whether the store is known to be down.
+#[derive(Default)]
+struct Breaker {
+    down: AtomicBool,
+    /// A probe is in progress.
+    probing: AtomicBool,
+    /// When the last probe started, in milliseconds since `epoch`.
+    last_probe: AtomicU64,
+}
+
+/// Marks the probe as finished when dropped.
+struct ProbeGuard<'a>(&'a Breaker);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.probing.store(false, Ordering::Release);
+    }
+}
+
 /// Times the calls of the store it wraps.
 pub(crate) struct TimedStore {
     inner: Arc<dyn Store>,
     metrics: Arc<StoreMetrics>,
+    breaker: Breaker,
+    epoch: Instant,
 }
 
 impl TimedStore {
     pub(crate) fn new(inner: Arc<dyn Store>, metrics: Arc<StoreMetrics>) -> Self {
-        TimedStore { inner, metrics }
+        TimedStore {
+            inner,
+            metrics,
+            breaker: Breaker::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether a call may go to the store now: always while it is up; while
+    /// it is down, one probe at a time, at most every `PROBE_EVERY`.
+    fn admit(&self) -> Option<bool> {
+        if !self.breaker.down.load(Ordering::Acquire) {
+            return Some(false);
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let last = self.breaker.last_probe.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PROBE_EVERY.as_millis() as u64
+            || self.breaker.probing.swap(true, Ordering::AcqRel)
+        {
+            return None;
+        }
+        self.breaker.last_probe.store(now, Ordering::Relaxed);
+        Some(true)
     }
 
     async fn time<T>(&self, op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let Some(probe) = self.admit() else {
+            return Err(StoreError::new(
+                ErrorKind::Unavailable,
+                "the store is down (failing fast until it answers again)",
+            ));
+        };
+        // Ends the probe even if the call is cancelled mid-way.
+        let _probe = probe.then_some(ProbeGuard(&self.breaker));
         let started = Instant::now();
         let result = call.await;
+        match &result {
+            Err(e) if e.kind == ErrorKind::Unavailable => {
+                if !self.breaker.down.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "store unavailable; failing fast until it answers again");
+                    let now = self.epoch.elapsed().as_millis() as u64;
+                    self.breaker.last_probe.store(now, Ordering::Relaxed);
+                }
+            }
+            _ => {
+                if self.breaker.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!("store answers again");
+                }
+            }
+        }
+
         let seconds = started.elapsed().as_secs_f64();
         let mut ops = self.metrics.ops.lock().unwrap_or_else(|p| p.into_inner());
         let stats = ops.entry(op).or_default();

@@ -60,6 +60,16 @@ impl StoreError {
         let kind = match &e {
             sqlx::Error::RowNotFound => ErrorKind::NotFound,
             sqlx::Error::Database(d) if d.is_unique_violation() => ErrorKind::AlreadyExists,
+            // PostgreSQL: connection exceptions (08…), the server shutting
+            // down or not accepting connections yet (57P…), the database
+            // gone (3D000). Retrying later may help.
+            sqlx::Error::Database(d)
+                if d.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("57P") || c == "3D000"
+                }) =>
+            {
+                ErrorKind::Unavailable
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

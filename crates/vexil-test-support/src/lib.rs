@@ -7,6 +7,10 @@
 //! part is skipped locally, and fails under `CI=true`: on CI a skipped
 //! PostgreSQL test is a failure.
 
+mod proxy;
+
+pub use proxy::TcpProxy;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::Executor;

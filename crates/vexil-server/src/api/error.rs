@@ -113,12 +113,21 @@ impl From<StoreError> for ApiError {
             ErrorKind::ReadOnly => ApiError::new(StatusCode::CONFLICT, "read_only", e.message),
             ErrorKind::Invalid => ApiError::bad_request("invalid_input", e.message),
             ErrorKind::Unavailable => {
-                tracing::warn!(error = %e, "store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store is unavailable; retry later",
-                )
+                // The store wrapper logs once when the store goes down; the
+                // fast failures after that (no source) would only repeat it.
+                if e.source.is_some() {
+                    tracing::warn!(error = %e, "store unavailable");
+                } else {
+                    tracing::debug!(error = %e, "store unavailable");
+                }
+                ApiError {
+                    retry_after: Some(2),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "the store is unavailable; retry later",
+                    )
+                }
             }
             _ => {
                 tracing::error!(error = %e, "store error");

@@ -662,3 +662,82 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_503_at_once() {
     .await;
     assert_eq!(st, StatusCode::OK, "the slot is free again");
 }
+
+// Issue 13, item 7: with the store cut off, admin requests (reads too) fail
+// fast with 503 and Retry-After instead of each waiting for the database's
+// connect timeout; evaluation keeps answering; the server recovers by
+// itself when the store is back. (Multi-threaded: the proxy must run while
+// the test blocks on starting the server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_requests_fail_fast_with_retry_after_while_the_store_is_down() {
+    let Some(url) = vexil_test_support::postgres_url() else {
+        return;
+    };
+    let (db, _name) = vexil_test_support::create_database(&url).await;
+    let proxy = vexil_test_support::TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let via_proxy = db.replacen("127.0.0.1:5432", &proxy.addr().to_string(), 1);
+    assert_ne!(
+        via_proxy, db,
+        "test database URL must use 127.0.0.1:5432: {db}"
+    );
+    let data = crate::support::Data::Postgres(via_proxy);
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    proxy.cut();
+    // The first request finds out (within the pool's connect timeout).
+    let (st, headers, body) = s
+        .admin(Method::GET, &format!("{ENV}/flags"), None, &[])
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "store_unavailable", "{body}");
+    assert!(headers.contains_key("retry-after"));
+    // From then on: at once, for reads and writes.
+    for (method, path, body) in [
+        (Method::GET, format!("{ENV}/flags"), None),
+        (Method::GET, "/api/v1/projects".to_owned(), None),
+        (
+            Method::POST,
+            format!("{ENV}/flags/checkout/toggle"),
+            Some(json!({"enabled": false})),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let (st, headers, resp) = s.admin(method, &path, body.as_ref(), &[]).await;
+        let took = started.elapsed();
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{path}: {resp}");
+        assert_eq!(headers["retry-after"], "2");
+        assert!(
+            took < std::time::Duration::from_millis(1000),
+            "{path} took {took:?}"
+        );
+    }
+    let (st, _, text) = post(
+        &s,
+        "/ofrep/v1/evaluate/flags/checkout",
+        Some(&client),
+        r#"{"context": {"plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (st, json_of(&text)["value"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    proxy.restore();
+    let started = std::time::Instant::now();
+    loop {
+        let (st, _, _) = s
+            .admin(Method::GET, &format!("{ENV}/flags"), None, &[])
+            .await;
+        if st == StatusCode::OK {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no recovery: {st}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(s);
+    vexil_test_support::drop_database(&db).await;
+}
