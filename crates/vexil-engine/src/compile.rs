@@ -4,7 +4,6 @@
 //! place and keeps going, so a user sees all errors at once. Only a
 //! document without problems becomes a [`Snapshot`].
 
-use regex::RegexBuilder;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
@@ -35,6 +34,16 @@ pub struct Compiled {
 pub const MAX_KEY_LEN: usize = 256;
 /// Largest compiled size of one regular expression.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Largest compiled size of all regular expressions of one document
+/// together: each costs memory for as long as the snapshot is served.
+pub const MAX_REGEX_BYTES: usize = 16 << 20;
+/// Longest chain of prerequisites (a flag, its prerequisite, that one's
+/// prerequisite, …): each link is evaluated for every evaluation of the
+/// flags above it, so long chains make every bulk evaluation slow.
+pub const MAX_PREREQUISITE_DEPTH: usize = 16;
+/// Integers beyond this magnitude cannot be represented exactly as JSON
+/// numbers by most clients (JavaScript's doubles).
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 /// Weights are percentages with up to three decimals: integer units of
 /// 1/1000 %, 100 000 in all.
 pub(crate) const WEIGHT_SCALE: f64 = 1000.0;
@@ -118,12 +127,32 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
         flags.push(flag);
     }
     let flag_keys: Vec<&str> = doc.flags.keys().collect();
-    for cycle in find_cycles(&prereq_edges) {
+    let cycles = find_cycles(&prereq_edges);
+    for cycle in &cycles {
         let names: Vec<&str> = cycle.iter().map(|&i| flag_keys[i as usize]).collect();
         c.problem(
             &root.at(["flags", names[0], "prerequisites"]),
             format!("prerequisites form a cycle: {}", names.join(" -> ")),
         );
+    }
+    if cycles.is_empty() {
+        let depths = chain_depths(&prereq_edges);
+        let mut is_prerequisite = vec![false; prereq_edges.len()];
+        for to in prereq_edges.iter().flatten() {
+            is_prerequisite[*to as usize] = true;
+        }
+        // One problem per chain: at the flag on top of it.
+        for (i, depth) in depths.iter().enumerate() {
+            if *depth > MAX_PREREQUISITE_DEPTH && !is_prerequisite[i] {
+                c.problem(
+                    &root.at(["flags", flag_keys[i], "prerequisites"]),
+                    format!(
+                        "prerequisites of `{}` form a chain {depth} flags deep; the limit is {MAX_PREREQUISITE_DEPTH}",
+                        flag_keys[i]
+                    ),
+                );
+            }
+        }
     }
 
     if !c.problems.is_empty() {
@@ -139,6 +168,8 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
 #[derive(Default)]
 pub(crate) struct Compiler {
     pub(crate) problems: Vec<Problem>,
+    /// Compiled size of the document's regular expressions so far.
+    regex_bytes: usize,
 }
 
 impl Compiler {
@@ -212,12 +243,48 @@ impl Compiler {
                 (Some(found), None) => ty = Some(found),
                 _ => {}
             }
+            self.exact_numbers(&at, value);
             out.push(Variant {
                 key: key.into(),
                 value: value.clone(),
             });
         }
         (ty.unwrap_or(FlagType::Boolean), out)
+    }
+
+    /// Refuses integers that JSON clients cannot hold exactly: a literal
+    /// like `123456789012345678901234567890` would otherwise be served as
+    /// `1.2345678901234568e29`, a different value from the one written.
+    fn exact_numbers(&mut self, at: &Pointer, value: &Value) {
+        match value {
+            Value::Number(n) => {
+                let inexact = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => u > MAX_EXACT_INTEGER as u64,
+                    (None, Some(i), _) => i.unsigned_abs() > MAX_EXACT_INTEGER as u64,
+                    (None, None, Some(f)) => f.fract() == 0.0 && f.abs() > MAX_EXACT_INTEGER,
+                    _ => false,
+                };
+                if inexact {
+                    self.problem(
+                        at,
+                        format!(
+                            "the number {n} cannot be kept exactly: integers beyond ±2^53 (9007199254740992) lose precision; use a string"
+                        ),
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.exact_numbers(&at.push(i), v);
+                }
+            }
+            Value::Object(fields) => {
+                for (k, v) in fields {
+                    self.exact_numbers(&at.push(k), v);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Overlays flag metadata on document metadata; values must be scalars.
@@ -562,15 +629,42 @@ impl Compiler {
             Operator::Matches => {
                 let mut regexes = Vec::with_capacity(values.len());
                 for (n, pattern) in self.strings(&vat, values).iter().enumerate() {
-                    match RegexBuilder::new(pattern)
-                        .size_limit(REGEX_SIZE_LIMIT)
-                        .build()
-                    {
-                        Ok(re) => regexes.push(re),
-                        Err(e) => self.problem(
-                            &vat.push(n),
-                            format!("invalid regular expression: {}", one_line(&e.to_string())),
-                        ),
+                    let built = regex_automata::meta::Regex::builder()
+                        .configure(
+                            regex_automata::meta::Config::new()
+                                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+                        )
+                        .build(pattern);
+                    match built {
+                        Ok(re) => {
+                            self.regex_bytes += re.memory_usage();
+                            if self.regex_bytes > MAX_REGEX_BYTES {
+                                self.problem(
+                                    &vat.push(n),
+                                    format!(
+                                        "the document's regular expressions would take more than {} MiB compiled, the limit; this one brings them to {} KiB",
+                                        MAX_REGEX_BYTES >> 20,
+                                        self.regex_bytes >> 10
+                                    ),
+                                );
+                            } else {
+                                regexes.push(re);
+                            }
+                        }
+                        Err(e) => {
+                            let why = match (e.syntax_error(), e.size_limit()) {
+                                (Some(syntax), _) => syntax.to_string(),
+                                (None, Some(limit)) => format!(
+                                    "it would take more than {} KiB compiled, the limit for one expression",
+                                    limit >> 10
+                                ),
+                                _ => e.to_string(),
+                            };
+                            self.problem(
+                                &vat.push(n),
+                                format!("invalid regular expression: {}", one_line(&why)),
+                            )
+                        }
                     }
                 }
                 Matcher::Matches(regexes.into_boxed_slice())
@@ -684,6 +778,34 @@ fn one_line(s: &str) -> String {
 
 /// Finds cycles in a directed graph given as adjacency lists; returns one
 /// path per cycle found, starting and ending at the same node.
+/// For an acyclic graph, the number of nodes on the longest path starting
+/// at each node (1 for a node without edges). Iterative, so that a chain
+/// thousands deep cannot overflow the stack.
+pub(crate) fn chain_depths(edges: &[Vec<u32>]) -> Vec<usize> {
+    let mut depth = vec![0usize; edges.len()];
+    for start in 0..edges.len() {
+        if depth[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(u32, usize)> = vec![(start as u32, 0)];
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let out = &edges[node as usize];
+            if *next < out.len() {
+                let to = out[*next];
+                *next += 1;
+                if depth[to as usize] == 0 {
+                    stack.push((to, 0));
+                }
+            } else {
+                let below = out.iter().map(|&t| depth[t as usize]).max().unwrap_or(0);
+                depth[node as usize] = below + 1;
+                stack.pop();
+            }
+        }
+    }
+    depth
+}
+
 pub(crate) fn find_cycles(edges: &[Vec<u32>]) -> Vec<Vec<u32>> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 use rustc_hash::FxHashSet;
 use serde_json::Value;
 

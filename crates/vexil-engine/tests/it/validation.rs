@@ -168,3 +168,84 @@ fn jsonlogic_targeting_in_native_flags_is_validated() {
         ],
     );
 }
+
+// Issue 13, item 6: a number the JSON clients cannot hold exactly is
+// refused instead of silently changed.
+#[test]
+fn integers_beyond_two_to_the_53_are_refused() {
+    check(
+        r#"{"flags": {"n": {"variants": {"big": 123456789012345678901234567890, "edge": 9007199254740993, "neg": -9007199254740993, "ok": 9007199254740992, "f": 1.5}, "defaultServe": {"variant": "ok"}},
+          "o": {"variants": {"obj": {"deep": [1, 18446744073709551615]}}, "defaultServe": {"variant": "obj"}}}}"#,
+        &[
+            "/flags/n/variants/big: the number 1.2345678901234568e+29 cannot be kept exactly: integers beyond ±2^53 (9007199254740992) lose precision; use a string",
+            "/flags/n/variants/edge: the number 9007199254740993 cannot be kept exactly: integers beyond ±2^53 (9007199254740992) lose precision; use a string",
+            "/flags/n/variants/neg: the number -9007199254740993 cannot be kept exactly: integers beyond ±2^53 (9007199254740992) lose precision; use a string",
+            "/flags/o/variants/obj/deep/1: the number 18446744073709551615 cannot be kept exactly: integers beyond ±2^53 (9007199254740992) lose precision; use a string",
+        ],
+    );
+}
+
+/// A document with a chain of `n` flags, each the prerequisite of the one before.
+fn chain(n: usize) -> String {
+    let flags: Vec<String> = (0..n)
+        .map(|i| {
+            let pre = if i + 1 < n {
+                format!(r#", "prerequisites": [{{"flag": "f{}", "variant": "on"}}]"#, i + 1)
+            } else {
+                String::new()
+            };
+            format!(r#""f{i}": {{"variants": {{"on": true}}, "defaultServe": {{"variant": "on"}}{pre}}}"#)
+        })
+        .collect();
+    format!(r#"{{"flags": {{{}}}}}"#, flags.join(","))
+}
+
+// Issue 13, item 8: a 5,000-deep prerequisite chain made every bulk
+// evaluation take 357 ms; chains are bounded, and the refusal names the limit.
+#[test]
+fn prerequisite_chains_are_bounded() {
+    check(&chain(vexil_engine::MAX_PREREQUISITE_DEPTH), &[]);
+    check(
+        &chain(vexil_engine::MAX_PREREQUISITE_DEPTH + 1),
+        &[
+            "/flags/f0/prerequisites: prerequisites of `f0` form a chain 17 flags deep; the limit is 16",
+        ],
+    );
+    check(
+        &chain(5000),
+        &[
+            "/flags/f0/prerequisites: prerequisites of `f0` form a chain 5000 flags deep; the limit is 16",
+        ],
+    );
+}
+
+// Issue 13, item 8: 300 `[a-z]{3000}` clauses took ~176 MB; the compiled size
+// of a document's regular expressions is bounded, and the refusal names it.
+#[test]
+fn compiled_regular_expressions_are_bounded_per_document() {
+    let rules: Vec<String> = (0..300)
+        .map(|_| r#"{"clauses": [{"attribute": "email", "op": "matches", "values": ["[a-z]{3000}"]}], "serve": {"variant": "on"}}"#.to_owned())
+        .collect();
+    let doc = format!(
+        r#"{{"flags": {{"r": {{"variants": {{"on": true, "off": false}}, "defaultServe": {{"variant": "off"}}, "rules": [{}]}}}}}}"#,
+        rules.join(",")
+    );
+    let problems = match load(&doc, Format::Auto) {
+        Ok(_) => panic!("300 large regular expressions were accepted"),
+        Err(e) => e
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    };
+    assert!(!problems.is_empty());
+    assert!(
+        problems[0].contains("more than 16 MiB compiled, the limit"),
+        "{problems:?}"
+    );
+    // Ordinary patterns are far from it.
+    check(
+        r#"{"flags": {"r": {"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"}, "rules": [{"clauses": [{"attribute": "email", "op": "matches", "values": ["^[a-z0-9.]+@example\\.com$"]}], "serve": {"variant": "on"}}]}}}"#,
+        &[],
+    );
+}
