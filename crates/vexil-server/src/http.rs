@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -120,7 +120,7 @@ pub(crate) async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     // Refusals are written by tasks of their own; bound those too.
-    let refusing = Arc::new(Semaphore::new(64));
+    let refusing = Arc::new(Semaphore::new(256));
     let limits = Arc::new(limits);
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -140,12 +140,7 @@ pub(crate) async fn serve(
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
             metrics.refused.fetch_add(1, Ordering::Relaxed);
-            if let Ok(slot) = refusing.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    refuse(stream).await;
-                });
-            }
+            refuse(stream, &refusing);
             continue;
         };
         metrics.accepted.fetch_add(1, Ordering::Relaxed);
@@ -184,18 +179,31 @@ pub(crate) async fn serve(
 }
 
 /// Answers a connection beyond the limit with a short 503 and closes it.
-async fn refuse(mut stream: TcpStream) {
-    use tokio::io::AsyncWriteExt as _;
-    const BODY: &str = r#"{"code":"too_many_connections","message":"the server has reached its limit of open connections; retry shortly"}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(answer.as_bytes()).await;
+/// The answer goes out at once (a new socket's send buffer has room for
+/// it); then, if a slot is free, a task reads and discards what the client
+/// still sends for up to a second before closing, so that closing with
+/// unread data (a TCP reset) does not destroy the answer on its way.
+fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
+    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 111\r\n\r\n{\"code\":\"too_many_connections\",\"message\":\"the server has reached its limit of open connections; retry shortly\"}";
+    let _ = stream.try_write(ANSWER);
+    let Ok(slot) = refusing.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt as _;
+        let _slot = slot;
+        let mut stream = stream;
         let _ = stream.shutdown().await;
-    })
-    .await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// Back-off after failed `accept` calls, so that running out of file
@@ -381,7 +389,7 @@ impl Bounded {
             refusal(
                 parts.uri.path(),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                "body_too_large",
                 &format!("the request body exceeds the limit of {max} bytes (--max-body-bytes)"),
             )
         };

@@ -1,6 +1,6 @@
 //! API key secrets: generated randomly, shown once, stored as SHA-256.
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use vexil_store::Scope;
 
 /// A new random secret for a key of `scope`, e.g. `vxa_3f9c…` (64 hex
@@ -17,9 +17,31 @@ pub(crate) fn generate(scope: Scope) -> anyhow::Result<String> {
     Ok(format!("{tag}_{}", hex(&bytes)))
 }
 
+/// The SHA-256 of a secret, raw.
+pub(crate) type Digest = [u8; 32];
+
 /// The stored form of a secret.
 pub(crate) fn hash(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    hex(&digest(secret))
+}
+
+/// The raw SHA-256 of a secret (the data plane's key cache is keyed by it).
+pub(crate) fn digest(secret: &str) -> Digest {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The raw form of a stored (hex) hash; `None` if it is not one.
+pub(crate) fn parse_digest(hex: &str) -> Option<Digest> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// The part of a secret shown in lists.
@@ -52,5 +74,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(prefix(&a).len(), 8);
+        assert_eq!(parse_digest(&hash("abc")), Some(digest("abc")));
+        assert_eq!(parse_digest("zz"), None);
     }
 }

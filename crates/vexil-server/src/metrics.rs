@@ -80,8 +80,60 @@ pub(crate) struct Metrics {
     pub(crate) conns: Arc<crate::http::ConnMetrics>,
     /// Route template to status to series.
     requests: Mutex<HashMap<String, HashMap<u16, Series>>>,
-    /// `project/environment` to reason to count.
-    evaluations: Mutex<HashMap<String, HashMap<&'static str, u64>>>,
+    /// Evaluation counters per environment id. Locked only when a
+    /// snapshot is installed and when rendering; requests count through
+    /// the `Arc` their snapshot holds.
+    evaluations: Mutex<HashMap<i64, Arc<EvalCounters>>>,
+}
+
+/// The reasons evaluations are counted by, in `EvalCounters` order.
+const REASONS: [vexil_engine::Reason; 6] = [
+    vexil_engine::Reason::Static,
+    vexil_engine::Reason::TargetingMatch,
+    vexil_engine::Reason::Split,
+    vexil_engine::Reason::Default,
+    vexil_engine::Reason::Disabled,
+    vexil_engine::Reason::Error,
+];
+
+/// Evaluations of one environment by reason: lock-free, reached from the
+/// environment's snapshot and carried over from version to version.
+#[derive(Debug)]
+pub(crate) struct EvalCounters {
+    /// `project/environment`.
+    label: String,
+    by_reason: [AtomicU64; REASONS.len()],
+}
+
+impl EvalCounters {
+    /// Counts `n` evaluations that ended with `reason`.
+    pub(crate) fn add(&self, reason: vexil_engine::Reason, n: u64) {
+        let i = REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(REASONS.len() - 1);
+        self.by_reason[i].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a batch of evaluations.
+    pub(crate) fn add_all<'a>(
+        &self,
+        evals: impl IntoIterator<Item = &'a vexil_engine::Evaluation<'a>>,
+    ) {
+        let mut counts = [0u64; REASONS.len()];
+        for e in evals {
+            let i = REASONS
+                .iter()
+                .position(|r| *r == e.reason)
+                .unwrap_or(REASONS.len() - 1);
+            counts[i] += 1;
+        }
+        for (slot, n) in self.by_reason.iter().zip(counts) {
+            if n > 0 {
+                slot.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -103,18 +155,18 @@ impl Metrics {
         }
     }
 
-    /// Counts evaluations of one environment, by reason.
-    pub(crate) fn evaluated(&self, environment: &str, reasons: &[(&'static str, u64)]) {
-        let Ok(mut evals) = self.evaluations.lock() else {
-            return;
-        };
-        let by_reason = match evals.get_mut(environment) {
-            Some(m) => m,
-            None => evals.entry(environment.to_owned()).or_default(),
-        };
-        for (reason, n) in reasons {
-            *by_reason.entry(reason).or_default() += n;
-        }
+    /// The evaluation counters of an environment (created on first use).
+    pub(crate) fn eval_counters(&self, env_id: i64, label: &str) -> Arc<EvalCounters> {
+        let mut evals = self.evaluations.lock().unwrap_or_else(|p| p.into_inner());
+        evals
+            .entry(env_id)
+            .or_insert_with(|| {
+                Arc::new(EvalCounters {
+                    label: label.to_owned(),
+                    by_reason: Default::default(),
+                })
+            })
+            .clone()
     }
 }
 
@@ -260,13 +312,21 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
         "# HELP vexil_evaluations_total Flag evaluations by environment and reason."
     );
     let _ = writeln!(out, "# TYPE vexil_evaluations_total counter");
-    if let Ok(evals) = st.metrics.evaluations.lock() {
-        for (env, by) in evals.iter() {
-            for (reason, n) in by {
+    let counters: Vec<Arc<EvalCounters>> = st
+        .metrics
+        .evaluations
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for c in &counters {
+        for (reason, n) in REASONS.iter().zip(&c.by_reason) {
+            let n = n.load(Ordering::Relaxed);
+            if n > 0 {
                 let _ = writeln!(
                     out,
-                    "vexil_evaluations_total{{environment=\"{}\",reason=\"{reason}\"}} {n}",
-                    escape(env)
+                    "vexil_evaluations_total{{environment=\"{}\",reason=\"{}\"}} {n}",
+                    escape(&c.label),
+                    reason.as_str()
                 );
             }
         }

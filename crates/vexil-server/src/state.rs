@@ -29,16 +29,21 @@ pub(crate) struct EnvSnapshot {
     pub(crate) document: axum::body::Bytes,
     /// When this version was installed here.
     pub(crate) installed_at: std::time::Instant,
-    /// `project/environment`, for metrics.
-    pub(crate) label: String,
+    /// The environment's evaluation counters (shared by all its versions).
+    pub(crate) evaluations: Arc<crate::metrics::EvalCounters>,
 }
 
 impl EnvSnapshot {
-    fn new(env: Environment, snapshot: Snapshot, doc: &Document) -> Self {
+    fn new(
+        env: Environment,
+        snapshot: Snapshot,
+        doc: &Document,
+        metrics: &crate::metrics::Metrics,
+    ) -> Self {
         let document = serde_json::to_vec(doc).unwrap_or_default().into();
         let label = format!("{}/{}", env.project_key, env.key);
         EnvSnapshot {
-            label,
+            evaluations: metrics.eval_counters(env.id, &label),
             env,
             snapshot,
             document,
@@ -61,9 +66,10 @@ pub(crate) struct AppState {
     /// concurrent writers on this server from starving each other. This is
     /// the one lock held across `.await`, and only by writers.
     write_queues: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// API keys by hash, for the data plane: evaluation never asks the
-    /// store who is calling. Refreshed with the snapshots.
-    keys: ArcSwap<HashMap<String, ApiKey>>,
+    /// API keys by the raw SHA-256 of their secret, for the data plane:
+    /// evaluation never asks the store who is calling, and looks the key
+    /// up without formatting its hash. Refreshed with the snapshots.
+    keys: ArcSwap<HashMap<crate::keys::Digest, Arc<ApiKey>>>,
     /// Serving a flag file: one environment, admin key accepted everywhere.
     read_only: bool,
     pub(crate) metrics: crate::metrics::Metrics,
@@ -368,7 +374,7 @@ impl AppState {
         match vexil_engine::compile(&doc) {
             Ok(c) => {
                 let version = state.env.version;
-                self.install(EnvSnapshot::new(state.env, c.snapshot, &doc));
+                self.install(EnvSnapshot::new(state.env, c.snapshot, &doc, &self.metrics));
                 // Changes written elsewhere: tell this server's subscribers.
                 if let Some(before) = before.filter(|b| *b < version)
                     && self.has_subscribers(env_id)
@@ -431,8 +437,13 @@ impl AppState {
     /// Reloads the API key cache from the store. When a key that was live
     /// is revoked or gone, open streams hear of it and those of that key end.
     pub(crate) async fn refresh_keys(&self) -> Result<(), ApiError> {
-        let keys: HashMap<String, ApiKey> =
-            self.store.keys_with_hashes().await?.into_iter().collect();
+        let keys: HashMap<crate::keys::Digest, Arc<ApiKey>> = self
+            .store
+            .keys_with_hashes()
+            .await?
+            .into_iter()
+            .filter_map(|(hash, key)| Some((crate::keys::parse_digest(&hash)?, Arc::new(key))))
+            .collect();
         let old = self.keys.swap(Arc::new(keys));
         let current = self.keys.load();
         let lost = old.iter().any(|(hash, k)| {
@@ -449,8 +460,8 @@ impl AppState {
         self.key_revocations.subscribe()
     }
 
-    /// The live (not revoked) key with this hash, from the cache.
-    pub(crate) fn cached_key(&self, hash: &str) -> Option<ApiKey> {
+    /// The live (not revoked) key with this digest, from the cache.
+    pub(crate) fn cached_key(&self, hash: &crate::keys::Digest) -> Option<Arc<ApiKey>> {
         self.keys
             .load()
             .get(hash)
@@ -524,7 +535,7 @@ impl AppState {
                 Ok(version) => {
                     let mut env = state.env.clone();
                     env.version = version;
-                    self.install(EnvSnapshot::new(env, snapshot, &doc));
+                    self.install(EnvSnapshot::new(env, snapshot, &doc, &self.metrics));
                     let items_changed: Vec<ChangedItem<'_>> = mutations
                         .iter()
                         .map(|m| ChangedItem {

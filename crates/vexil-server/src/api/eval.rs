@@ -125,8 +125,8 @@ struct Caller {
     /// The environment it evaluates, at the version current on admission.
     env: Arc<EnvSnapshot>,
     scope: Scope,
-    /// The hash of its key: streams end when that key is revoked.
-    key_hash: String,
+    /// The digest of its key: streams end when that key is revoked.
+    key_hash: keys::Digest,
 }
 
 /// Who is calling, and which environment they evaluate.
@@ -137,7 +137,7 @@ fn caller(st: &AppState, headers: &HeaderMap, need_rules: bool) -> Result<Caller
             "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
         ));
     };
-    let key_hash = keys::hash(secret);
+    let key_hash = keys::digest(secret);
     let Some(key) = st.cached_key(&key_hash) else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
@@ -194,10 +194,12 @@ fn refuse(status: StatusCode, details: &str) -> Box<Response> {
     Box::new(ofrep_error(status, None, "GENERAL", details))
 }
 
+/// An OFREP request body; the context is deserialised straight into the
+/// engine's `Context` (no intermediate JSON map). Other fields are ignored.
 #[derive(Deserialize)]
 struct EvalRequest {
     #[serde(default)]
-    context: Value,
+    context: Context,
 }
 
 /// Reads `{"context": {...}}`; an empty body or `{}` is an empty context.
@@ -205,9 +207,15 @@ fn context_of(body: &[u8]) -> Result<Context, String> {
     let ctx = if body.iter().all(u8::is_ascii_whitespace) {
         Context::new()
     } else {
-        let req: EvalRequest = serde_json::from_slice(body)
-            .map_err(|e| format!("request body is not valid JSON: {e}"))?;
-        Context::from_json(req.context).map_err(|e| e.to_string())?
+        let req: EvalRequest = serde_json::from_slice(body).map_err(|e| {
+            match vexil_engine::ContextError::from(e) {
+                vexil_engine::ContextError::Syntax(m) => {
+                    format!("request body is not valid JSON: {m}")
+                }
+                shape => shape.to_string(),
+            }
+        })?;
+        req.context
     };
     Ok(ctx.with_timestamp(unix_seconds()))
 }
@@ -221,7 +229,9 @@ fn unix_seconds() -> i64 {
 
 #[derive(Serialize)]
 struct Success<'a> {
-    key: &'a str,
+    /// OFREP names the flag in each answer; the native API keys a map by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<&'a Value>,
     reason: &'static str,
@@ -234,7 +244,8 @@ struct Success<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Failed<'a> {
-    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
     error_code: &'static str,
     error_details: &'a str,
 }
@@ -248,7 +259,7 @@ enum Entry<'a> {
 
 static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
 
-fn entry<'a>(key: &'a str, e: &'a Evaluation<'a>) -> Entry<'a> {
+fn entry<'a>(key: Option<&'a str>, e: &'a Evaluation<'a>) -> Entry<'a> {
     match &e.error {
         Some(err) => Entry::Failed(Failed {
             key,
@@ -298,14 +309,13 @@ fn ofrep_single_inner(st: &AppState, key: &str, headers: &HeaderMap, body: &[u8]
         }
     };
     let eval = env.snapshot.evaluate(key, &ctx, ValueType::Any);
-    st.metrics
-        .evaluated(&env.label, &[(eval.reason.as_str(), 1)]);
+    env.evaluations.add(eval.reason, 1);
     let status = match eval.error.as_ref().map(|e| e.code) {
         None => StatusCode::OK,
         Some(ErrorCode::FlagNotFound) => StatusCode::NOT_FOUND,
         Some(_) => StatusCode::BAD_REQUEST,
     };
-    let body = serde_json::to_vec(&entry(key, &eval)).unwrap_or_default();
+    let body = serde_json::to_vec(&entry(Some(key), &eval)).unwrap_or_default();
     json_response(status, body)
 }
 
@@ -358,14 +368,7 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
     };
     let evals = env.snapshot.evaluate_all(&ctx);
-    let mut reasons: Vec<(&'static str, u64)> = Vec::with_capacity(6);
-    for e in &evals {
-        match reasons.iter_mut().find(|(r, _)| *r == e.reason.as_str()) {
-            Some((_, n)) => *n += 1,
-            None => reasons.push((e.reason.as_str(), 1)),
-        }
-    }
-    st.metrics.evaluated(&env.label, &reasons);
+    env.evaluations.add_all(&evals);
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Bulk<'a> {
@@ -376,7 +379,7 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
     }
     let flags: Vec<Entry<'_>> = evals
         .iter()
-        .map(|e| entry(e.key().unwrap_or(""), e))
+        .map(|e| entry(Some(e.key().unwrap_or("")), e))
         .collect();
     let body = serde_json::to_vec(&Bulk {
         flags,
@@ -527,7 +530,7 @@ fn event_stream_response(body: Body) -> Response {
 fn event_body(
     st: &Arc<AppState>,
     rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
-    key_hash: String,
+    key_hash: keys::Digest,
     initial: Vec<Bytes>,
     sent: i64,
     frame: fn(&crate::state::StreamEvent) -> Bytes,
@@ -537,7 +540,7 @@ fn event_body(
         closing: tokio::sync::watch::Receiver<bool>,
         rx: tokio::sync::broadcast::Receiver<Arc<crate::state::StreamEvent>>,
         revocations: tokio::sync::watch::Receiver<u64>,
-        key_hash: String,
+        key_hash: keys::Digest,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
         frame: fn(&crate::state::StreamEvent) -> Bytes,
@@ -669,28 +672,46 @@ async fn native_evaluate(
         }
     }
     let ctx = req.context.with_timestamp(unix_seconds());
-    let evals: Vec<(String, Evaluation<'_>)> = match &req.flags {
+    // The key asked for, or (evaluating all) none: the evaluation names it.
+    let evals: Vec<(Option<&str>, Evaluation<'_>)> = match &req.flags {
         Some(keys) => keys
             .iter()
-            .map(|k| (k.clone(), env.snapshot.evaluate(k, &ctx, ValueType::Any)))
+            .map(|k| {
+                let e = env.snapshot.evaluate(k, &ctx, ValueType::Any);
+                (Some(k.as_str()), e)
+            })
             .collect(),
         None => env
             .snapshot
             .evaluate_all(&ctx)
             .into_iter()
-            .map(|e| (e.key().unwrap_or("").to_owned(), e))
+            .map(|e| (None, e))
             .collect(),
     };
-    let mut flags = Map::new();
-    for (key, e) in &evals {
-        let mut v = serde_json::to_value(entry(key, e)).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut v {
-            m.remove("key");
+    env.evaluations.add_all(evals.iter().map(|(_, e)| e));
+    /// `{key: answer, …}` written straight from the evaluations.
+    struct Flags<'a>(&'a [(Option<&'a str>, Evaluation<'a>)]);
+    impl Serialize for Flags<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (key, e) in self.0 {
+                let key = key.or(e.key()).unwrap_or("");
+                map.serialize_entry(key, &entry(None, e))?;
+            }
+            map.end()
         }
-        flags.insert(key.clone(), v);
     }
-    let body = serde_json::to_vec(&serde_json::json!({"version": env.env.version, "flags": flags}))
-        .unwrap_or_default();
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        version: i64,
+        flags: Flags<'a>,
+    }
+    let body = serde_json::to_vec(&Answer {
+        version: env.env.version,
+        flags: Flags(&evals),
+    })
+    .unwrap_or_default();
     let mut resp = json_response(StatusCode::OK, body);
     cors(&headers, &mut resp);
     resp

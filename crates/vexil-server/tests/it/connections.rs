@@ -293,7 +293,7 @@ async fn refusals_before_the_body_keep_the_connection_usable() {
         )
         .await;
     assert_eq!(status, 413);
-    assert_eq!(body["code"], "payload_too_large", "{body}");
+    assert_eq!(body["code"], "body_too_large", "{body}");
 }
 
 #[tokio::test]
