@@ -165,11 +165,28 @@ pub(crate) async fn run(
         tracing::info!("snapshots loaded");
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // PostgreSQL announces every commit: look at once, and keep polling
+        // as the fallback for notifications lost while disconnected.
+        let mut notices = sync_state.store.change_notices();
         // Log when checking starts failing and when it works again, not
         // on every tick in between.
         let mut failing = false;
         loop {
-            tick.tick().await;
+            match notices.as_mut() {
+                Some(n) => {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        changed = n.changed() => {
+                            if changed.is_err() {
+                                notices = None;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    tick.tick().await;
+                }
+            }
             match sync_state.sync().await {
                 Ok(n) => {
                     if failing {

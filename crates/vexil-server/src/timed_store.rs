@@ -139,6 +139,9 @@ impl TimedStore {
 
 #[async_trait]
 impl Store for TimedStore {
+    fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.change_notices()
+    }
     async fn migrate(&self) -> Result<i64> {
         self.time("migrate", self.inner.migrate()).await
     }

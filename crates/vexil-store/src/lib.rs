@@ -85,4 +85,12 @@ pub trait Store: Send + Sync + 'static {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
     /// Marks a key revoked.
     async fn revoke_key(&self, id: i64, now: i64) -> Result<ApiKey>;
+    /// A counter that moves whenever another process may have changed the
+    /// store (PostgreSQL: `LISTEN`/`NOTIFY` on every commit and key
+    /// revocation), so callers can look for changes at once instead of
+    /// waiting for their next poll. `None` when the backend cannot tell;
+    /// polling stays the fallback either way.
+    fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

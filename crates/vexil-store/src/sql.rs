@@ -28,11 +28,24 @@ pub enum Backend {
     Postgres,
 }
 
+/// The PostgreSQL channel commits are announced on.
+const CHANNEL: &str = "vexil_changes";
+
 /// The store over a SQL database.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL: where to open the `LISTEN` connection, and its notices.
+    listen: Option<std::sync::Arc<Listen>>,
+}
+
+/// The `LISTEN` side of a PostgreSQL store, started on first use.
+#[derive(Debug)]
+struct Listen {
+    url: String,
+    notices: tokio::sync::watch::Sender<u64>,
+    started: std::sync::Once,
 }
 
 fn install_drivers() {
@@ -79,6 +92,7 @@ impl SqlStore {
         Ok(SqlStore {
             pool,
             backend: Backend::Sqlite,
+            listen: None,
         })
     }
 
@@ -94,7 +108,27 @@ impl SqlStore {
         Ok(SqlStore {
             pool,
             backend: Backend::Postgres,
+            listen: Some(std::sync::Arc::new(Listen {
+                url: url.to_owned(),
+                notices: tokio::sync::watch::channel(0).0,
+                started: std::sync::Once::new(),
+            })),
         })
+    }
+
+    /// Announces a change to every server listening on this database
+    /// (PostgreSQL; delivered when the transaction commits).
+    async fn notify(&self, conn: &mut sqlx::AnyConnection, what: &str) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(what)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::db("cannot announce the change", e))
     }
 
     /// Which database this is.
@@ -194,6 +228,16 @@ const KEY_SELECT: &str = "SELECT id, name, prefix, scope, project_id, environmen
 
 #[async_trait]
 impl Store for SqlStore {
+    fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let listen = self.listen.as_ref()?;
+        // One listening connection per store, started by the first caller
+        // (who runs inside the runtime).
+        listen.started.call_once(|| {
+            tokio::spawn(listen_task(listen.clone()));
+        });
+        Some(listen.notices.subscribe())
+    }
+
     async fn migrate(&self) -> Result<i64> {
         let mut tx = self
             .pool
@@ -491,6 +535,7 @@ impl Store for SqlStore {
             .await
             .map_err(|e| StoreError::db("cannot append to the change log", e))?;
         }
+        self.notify(&mut tx, &env_id.to_string()).await?;
         tx.commit()
             .await
             .map_err(|e| StoreError::db("cannot commit change", e))?;
@@ -621,12 +666,21 @@ impl Store for SqlStore {
     }
 
     async fn revoke_key(&self, id: i64, now: i64) -> Result<ApiKey> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::db("cannot begin write", e))?;
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::db("cannot revoke API key", e))?;
+        self.notify(&mut tx, "keys").await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("cannot commit the revocation", e))?;
         let row = sqlx::query(&format!("{KEY_SELECT} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -636,6 +690,42 @@ impl Store for SqlStore {
                 StoreError::new(ErrorKind::NotFound, format!("API key {id} not found"))
             })?;
         key_from(&row)
+    }
+}
+
+/// Follows `LISTEN vexil_changes` and bumps `notices` on every
+/// notification, and after every reconnect (notifications sent while it
+/// was away are lost, so listeners should look for changes then).
+async fn listen_task(listen: std::sync::Arc<Listen>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut l = sqlx::postgres::PgListener::connect(&listen.url).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        }
+        .await;
+        match connected {
+            Ok(mut l) => {
+                delay = Duration::from_millis(100);
+                listen.notices.send_modify(|n| *n += 1);
+                loop {
+                    match l.try_recv().await {
+                        Ok(Some(_)) => listen.notices.send_modify(|n| *n += 1),
+                        // The connection dropped; try_recv reconnects on
+                        // its next call, and missed notices are unknown.
+                        Ok(None) => listen.notices.send_modify(|n| *n += 1),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "change notifications interrupted");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot listen for change notifications yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -468,3 +468,48 @@ async fn revoking_a_key_ends_its_streams_here_and_on_other_servers() {
         crate::support::cleanup(&data).await;
     }
 }
+
+// Issue 11, item 4: servers sharing PostgreSQL learn of each other's commits
+// through LISTEN/NOTIFY, not only by polling: with polling set to once a
+// minute, a write on A still reaches a subscriber of B at once.
+#[tokio::test]
+async fn postgres_servers_hear_each_others_commits_without_polling() {
+    let Some(url) = vexil_test_support::postgres_url() else {
+        return;
+    };
+    let (db, _) = vexil_test_support::create_database(&url).await;
+    let data = crate::support::Data::Postgres(db.clone());
+    let a = Server::start_with(&data, &["--sync-interval-ms", "60000"]);
+    let (server, _) = crate::ofrep::setup(&a).await;
+    let b = Server::start_with(&data, &["--sync-interval-ms", "60000"]);
+    let started = std::time::Instant::now();
+    while b.http.get(b.url("/readyz")).send().await.unwrap().status() != StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_secs(10), "b not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut events = open(&b, &server, None).await;
+    assert_eq!(events.next().await.event, "snapshot");
+    for round in 0..5 {
+        let started = std::time::Instant::now();
+        let (st, _, _) = a
+            .admin(
+                Method::POST,
+                &format!("{ENV}/flags/checkout/toggle"),
+                Some(&json!({"enabled": round % 2 == 1})),
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("the change reached the other server without polling");
+        assert_eq!(ev.event, "change");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    drop((a, b));
+    vexil_test_support::drop_database(&db).await;
+}
