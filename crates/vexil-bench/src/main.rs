@@ -46,9 +46,13 @@ enum Command {
     /// through the admin API, and report the delay from each write's
     /// acknowledgement to each subscriber's receipt, and the server's RSS.
     Sse {
-        /// Server URL.
+        /// Server URL (subscribers).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// Where the changes are written, when not to --url: another server
+        /// sharing the database, to measure propagation between servers.
+        #[arg(long)]
+        write_url: Option<String>,
         /// Server key of the environment (subscribers).
         #[arg(long)]
         server_key: String,
@@ -125,6 +129,7 @@ async fn main() -> Result<()> {
         Command::BareServer { listen } => http::bare_server(listen).await,
         Command::Sse {
             url,
+            write_url,
             server_key,
             admin_key,
             project,
@@ -136,6 +141,7 @@ async fn main() -> Result<()> {
         } => {
             sse::run(sse::SseRun {
                 url,
+                write_url,
                 server_key,
                 admin_key,
                 project,

@@ -17,6 +17,8 @@ use crate::percentile;
 
 pub(crate) struct SseRun {
     pub(crate) url: String,
+    /// Changes go here instead of `url` (another server on the same store).
+    pub(crate) write_url: Option<String>,
     pub(crate) server_key: String,
     pub(crate) admin_key: String,
     pub(crate) project: String,
@@ -110,7 +112,12 @@ pub(crate) async fn run(r: SseRun) -> Result<()> {
         .await?
         .next()
         .context("cannot resolve --url")?;
-    let base = r.url.trim_end_matches('/').to_owned();
+    let base = r
+        .write_url
+        .as_deref()
+        .unwrap_or(&r.url)
+        .trim_end_matches('/')
+        .to_owned();
     let flags = format!(
         "{base}/api/v1/projects/{}/environments/{}/flags",
         r.project, r.environment
