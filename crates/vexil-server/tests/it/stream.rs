@@ -358,11 +358,7 @@ async fn event_stream_urls_carry_client_keys_only_and_ignore_the_host_header() {
     }
     drop(s);
     let s = Server::start_with(&data, &["--public-url", "https://flags.example.com/"]);
-    let started = std::time::Instant::now();
-    while s.http.get(s.url("/readyz")).send().await.unwrap().status() != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(10), "not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.wait_ready().await;
     let streams = bulk_event_streams(&s, &client, "evil.example.com").await;
     assert_eq!(
         streams[0]["url"],
@@ -436,19 +432,7 @@ async fn revoking_a_key_ends_its_streams_here_and_on_other_servers() {
             assert_eq!(r.status(), StatusCode::OK);
         }
         for (id, _) in &keys[..2] {
-            let id = match id {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let (st, _, body) = a
-                .admin(
-                    Method::POST,
-                    &format!("/api/v1/keys/{id}/revoke"),
-                    None,
-                    &[],
-                )
-                .await;
-            assert_eq!(st, StatusCode::OK, "{body}");
+            a.revoke(id).await;
         }
         assert!(
             ends_within(&mut on_a, Duration::from_secs(3)).await,
@@ -482,11 +466,7 @@ async fn postgres_servers_hear_each_others_commits_without_polling() {
     let a = Server::start_with(&data, &["--sync-interval-ms", "60000"]);
     let (server, _) = crate::ofrep::setup(&a).await;
     let b = Server::start_with(&data, &["--sync-interval-ms", "60000"]);
-    let started = std::time::Instant::now();
-    while b.http.get(b.url("/readyz")).send().await.unwrap().status() != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(10), "b not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    b.wait_ready().await;
     let mut events = open(&b, &server, None).await;
     assert_eq!(events.next().await.event, "snapshot");
     for round in 0..5 {

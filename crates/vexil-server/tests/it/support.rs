@@ -175,6 +175,41 @@ impl Server {
         )
     }
 
+    /// Waits (up to ten seconds) until `/readyz` answers 200: every
+    /// environment's snapshot is loaded.
+    pub(crate) async fn wait_ready(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "server not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Revokes the key with this id, as admin.
+    pub(crate) async fn revoke(&self, id: &Value) {
+        let id = match id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let (st, _, body) = self
+            .admin(
+                Method::POST,
+                &format!("/api/v1/keys/{id}/revoke"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    }
+
     /// The `/metrics` text.
     pub(crate) async fn metrics(&self) -> String {
         self.http
