@@ -40,7 +40,7 @@ mod rules;
 mod snapshot;
 
 pub use bucket::{bucket, murmur3_32, pick};
-pub use compile::{Compiled, MAX_KEY_LEN, compile, validate};
+pub use compile::{Compiled, MAX_KEY_LEN, compile, compile_serving, validate};
 pub use context::{Context, ContextError, Path, TARGETING_KEY, json_type};
 pub use error::{LoadError, Problem, Problems};
 pub use eval::{

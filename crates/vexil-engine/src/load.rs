@@ -43,6 +43,16 @@ impl Source {
         }
     }
 
+    /// The document in native form for serving a flag file: flagd
+    /// targeting whose `$ref`s cannot be resolved is kept as written, so
+    /// that only that flag is invalid (see [`crate::compile_serving`]).
+    pub fn into_native_serving(self) -> Document {
+        match self {
+            Source::Native(d) => d,
+            Source::Flagd(d) => crate::flagd::to_native_serving(&d),
+        }
+    }
+
     /// Validates and compiles the document.
     pub fn compile(&self) -> Result<Compiled, Problems> {
         match self {

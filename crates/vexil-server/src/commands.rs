@@ -37,7 +37,7 @@ pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     let eval = compiled
         .snapshot
         .evaluate(input.flag, &ctx, input.value_type);
-    println!("{}", evaluation_json(input.flag, &eval));
+    crate::output::out!("{}", evaluation_json(input.flag, &eval));
     Ok(if eval.reason == Reason::Error {
         ExitCode::from(1)
     } else {
@@ -51,9 +51,9 @@ pub(crate) fn validate(path: &Path, format: Format) -> Result<ExitCode> {
     match load(&text, format) {
         Ok(compiled) => {
             for w in &compiled.warnings {
-                println!("{}: warning: {w}", path.display());
+                crate::output::out!("{}: warning: {w}", path.display());
             }
-            println!(
+            crate::output::out!(
                 "{}: ok, {} flag{}",
                 path.display(),
                 compiled.snapshot.len(),
@@ -68,9 +68,9 @@ pub(crate) fn validate(path: &Path, format: Format) -> Result<ExitCode> {
         Err(e) => {
             let problems = e.problems();
             for p in &problems {
-                println!("{}: {p}", path.display());
+                crate::output::out!("{}: {p}", path.display());
             }
-            println!(
+            crate::output::out!(
                 "{}: {} problem{}",
                 path.display(),
                 problems.len(),

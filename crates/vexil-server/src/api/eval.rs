@@ -138,7 +138,7 @@ fn caller(
             "unknown or revoked API key",
         ));
     };
-    if let Err(retry) = st.limiter.admit(&key) {
+    if let Err(retry) = st.limiter.admit(&key, crate::limits::Use::Evaluation) {
         let mut resp = refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("this key's rate limit is reached; retry in {} s", retry.0),
@@ -347,14 +347,8 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
     };
     let evals = env.snapshot.evaluate_all(&ctx);
-    let mut reasons: Vec<(&'static str, u64)> = Vec::with_capacity(6);
-    for e in &evals {
-        match reasons.iter_mut().find(|(r, _)| *r == e.reason.as_str()) {
-            Some((_, n)) => *n += 1,
-            None => reasons.push((e.reason.as_str(), 1)),
-        }
-    }
-    st.metrics.evaluated(&env.label, &reasons);
+    st.metrics
+        .evaluated(&env.label, &count_reasons(evals.iter()));
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Bulk<'a> {
@@ -376,6 +370,20 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
     let mut resp = json_response(StatusCode::OK, body);
     resp.headers_mut().insert(header::ETAG, etag_value);
     resp
+}
+
+/// Evaluations counted by reason, for metrics.
+fn count_reasons<'a, 's: 'a>(
+    evals: impl Iterator<Item = &'a Evaluation<'s>>,
+) -> Vec<(&'static str, u64)> {
+    let mut reasons: Vec<(&'static str, u64)> = Vec::with_capacity(6);
+    for e in evals {
+        match reasons.iter_mut().find(|(r, _)| *r == e.reason.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((e.reason.as_str(), 1)),
+        }
+    }
+    reasons
 }
 
 /// `GET /api/v1/snapshot`: the environment's rules as a native document,
@@ -598,10 +606,20 @@ async fn native_evaluate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let resp = native_evaluate_inner(&st, &headers, &body).await;
+    st.metrics
+        .hot
+        .native_evaluate
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn native_evaluate_inner(st: &Arc<AppState>, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(_in_flight) = st.limiter.enter() else {
         return overloaded();
     };
-    let env = match caller(&st, &headers, false) {
+    let env = match caller(st, headers, false) {
         Ok(env) => env,
         Err(resp) => return *resp,
     };
@@ -612,7 +630,7 @@ async fn native_evaluate(
             min_version: None,
         }
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => {
                 let msg = match vexil_engine::ContextError::from(e) {
@@ -621,7 +639,7 @@ async fn native_evaluate(
                 };
                 let mut resp = crate::api::error::ApiError::bad_request("invalid_request", msg)
                     .into_response();
-                cors(&headers, &mut resp);
+                cors(headers, &mut resp);
                 return resp;
             }
         }
@@ -644,7 +662,7 @@ async fn native_evaluate(
             let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            cors(&headers, &mut resp);
+            cors(headers, &mut resp);
             return resp;
         }
     }
@@ -661,6 +679,8 @@ async fn native_evaluate(
             .map(|e| (e.key().unwrap_or("").to_owned(), e))
             .collect(),
     };
+    let reasons = count_reasons(evals.iter().map(|(_, e)| e));
+    st.metrics.evaluated(&env.label, &reasons);
     let mut flags = Map::new();
     for (key, e) in &evals {
         let mut v = serde_json::to_value(entry(key, e)).unwrap_or(Value::Null);
@@ -672,7 +692,7 @@ async fn native_evaluate(
     let body = serde_json::to_vec(&serde_json::json!({"version": env.env.version, "flags": flags}))
         .unwrap_or_default();
     let mut resp = json_response(StatusCode::OK, body);
-    cors(&headers, &mut resp);
+    cors(headers, &mut resp);
     resp
 }
 

@@ -101,13 +101,26 @@ fn bad_context_and_bad_files_get_clear_messages() {
         "--flag",
         "x",
         "--context",
-        r#"{"targetingKey": 5}"#,
+        r#"[5]"#,
     ]);
     assert_eq!((code, stdout.as_str()), (2, ""));
     assert_eq!(
         stderr.trim(),
-        "error: invalid --context: `targetingKey` must be a string, found number"
+        "error: invalid --context: evaluation context must be a JSON object, found array"
     );
+    // issue 12, item 6: a targeting key that is not a string is absent, as
+    // flagd treats it; the evaluation runs.
+    let (code, stdout, stderr) = vexil(&[
+        "eval",
+        "--flags",
+        flags.to_str().unwrap(),
+        "--flag",
+        "new-checkout",
+        "--context",
+        r#"{"targetingKey": 5}"#,
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(r#""key":"new-checkout""#), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
@@ -158,4 +171,35 @@ fn validate_lists_every_problem() {
     let (code, stdout, _) = vexil(&["validate", good.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(stdout.ends_with("ok, 3 flags\n"), "{stdout}");
+}
+
+// issue 12, item 10: a closed pipe ends a command quietly (`vexil validate
+// big.yaml | head -1`), without "failed printing to stdout" panics.
+#[test]
+fn a_closed_pipe_ends_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.yaml");
+    // Thousands of problems: far more output than a pipe buffers.
+    let mut text = String::from("flags:\n");
+    for i in 0..5000 {
+        text.push_str(&format!(
+            "  flag-{i}:\n    variants: {{a: 1}}\n    defaultServe: {{variant: b}}\n"
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+        .args(["validate", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe as `head -1` does.
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).unwrap();
+    assert!(first.contains("flag-"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
 }
