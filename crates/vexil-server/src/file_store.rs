@@ -90,11 +90,25 @@ fn parse(text: &str, now: i64) -> std::result::Result<Parsed, String> {
     })
 }
 
-/// Logs the invalid flags of a file, each with its place.
-fn log_invalid(path: &Path, invalid: &[Problem]) {
+/// Logs the invalid flags of a file, each with its place: pointer and line
+/// (of the place, or of the nearest enclosing one the file has: flagd
+/// files name some places differently).
+fn log_invalid(path: &Path, text: &str, invalid: &[Problem]) {
     for p in invalid {
+        let mut tokens: Vec<&str> = p.pointer.as_str().split('/').skip(1).collect();
+        let line = loop {
+            let at = vexil_engine::Pointer::root().at(tokens
+                .iter()
+                .map(|t| t.replace("~1", "/").replace("~0", "~")));
+            match vexil_engine::locate(text, &at) {
+                Some(line) => break Some(line),
+                None if tokens.pop().is_some() => {}
+                None => break None,
+            }
+        };
         tracing::warn!(
             file = %path.display(),
+            line,
             pointer = %p.pointer,
             problem = %p.message,
             "invalid flag in flag file; its evaluations give PARSE_ERROR"
@@ -178,7 +192,7 @@ impl FileStore {
             .map_err(|e| anyhow::anyhow!("cannot read flag file {}: {e}", path.display()))?;
         let parsed = parse(&text, now)
             .map_err(|e| anyhow::anyhow!("invalid flag file {}: {e}", path.display()))?;
-        log_invalid(path, &parsed.invalid);
+        log_invalid(path, &text, &parsed.invalid);
         Ok(FileStore {
             path: path.to_owned(),
             keys: file_keys(admin_key, evaluation),
@@ -210,8 +224,8 @@ impl FileStore {
         }
         match parse(&text, now) {
             Ok(parsed) => {
+                log_invalid(&self.path, &text, &parsed.invalid);
                 state.text = text;
-                log_invalid(&self.path, &parsed.invalid);
                 let version = state.version + 1;
                 let changes = diff(&state.items, &parsed.items, version, now);
                 if changes.is_empty() {

@@ -435,7 +435,9 @@ async fn an_invalid_flag_is_served_as_parse_error() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("/flags/broken/defaultServe/variant") && stderr.contains("PARSE_ERROR"),
+        stderr.contains("/flags/broken/defaultServe/variant")
+            && stderr.contains("line=3")
+            && stderr.contains("PARSE_ERROR"),
         "{stderr}"
     );
     assert!(
