@@ -273,3 +273,19 @@ fn validate_reports_every_structural_problem_with_its_line() {
     assert!(!stdout.contains("invalid YAML document"), "{stdout}");
     assert!(!stdout.contains("/?"), "{stdout}");
 }
+
+// issue 12, item 13: the help says what the binary is, and every option of
+// `keys create` is described.
+#[test]
+fn help_describes_the_binary_and_key_options() {
+    let (code, stdout, _) = vexil(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains("later"), "{stdout}");
+    assert!(stdout.contains("the server"), "{stdout}");
+    let (code, stdout, _) = vexil(&["keys", "create", "--help"]);
+    assert_eq!(code, 0);
+    for line in stdout.lines().filter(|l| l.trim_start().starts_with("--")) {
+        let described = line.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+        assert!(described, "undescribed option: {line}\n{stdout}");
+    }
+}

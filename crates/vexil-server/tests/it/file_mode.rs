@@ -445,3 +445,33 @@ async fn an_invalid_flag_is_served_as_parse_error() {
         "colour codes in a pipe: {stderr}"
     );
 }
+
+// issue 12, item 13: the banner says where the admin key came from, and
+// that a flag file's key is not stored.
+#[test]
+fn the_banner_names_the_source_of_the_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.json");
+    std::fs::write(&file, r#"{"flags": {}}"#).unwrap();
+    let data = crate::support::Data::Sqlite(dir.path().join("unused").display().to_string());
+    let s = Server::start_with(
+        &data,
+        &[
+            "--flags",
+            file.to_str().unwrap(),
+            "--admin-key",
+            "given-on-the-command-line",
+        ],
+    );
+    assert!(
+        s.banner.contains("admin key       from --admin-key (****)"),
+        "{}",
+        s.banner
+    );
+    assert!(
+        !s.banner.contains("given-on-the-command-line"),
+        "{}",
+        s.banner
+    );
+    assert!(!s.banner.contains("stored"), "{}", s.banner);
+}
