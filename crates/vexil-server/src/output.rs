@@ -57,7 +57,7 @@ pub(crate) fn notice(args: std::fmt::Arguments<'_>) {
         .and_then(|()| out.flush());
 }
 
-/// `println!` that exits quietly on a closed pipe (see [`line`]).
+/// `println!` that exits quietly on a closed pipe (see [`line()`]).
 macro_rules! out {
     ($($arg:tt)*) => {
         $crate::output::line(format_args!($($arg)*))
