@@ -169,13 +169,18 @@ impl Context {
         self
     }
 
-    /// Sets a top-level attribute. Setting `targetingKey` to a non-string
-    /// value removes the targeting key.
+    /// Sets a top-level attribute. Setting `targetingKey` to a value that
+    /// is not a string removes it, as parsing such a context does.
     pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         let name = name.into();
         let value = value.into();
         if name == TARGETING_KEY {
             self.targeting_key = value.as_str().map(Into::into);
+            if self.targeting_key.is_none() {
+                self.attrs.retain(|a| &*a.name != TARGETING_KEY);
+                self.reindex();
+                return self;
+            }
         }
         self.insert(name, value);
         self

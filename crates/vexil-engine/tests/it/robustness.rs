@@ -165,6 +165,10 @@ fn contexts_must_be_objects_with_string_targeting_keys() {
     assert_eq!(ctx.targeting_key(), None);
     assert_eq!(ctx.get("targetingKey"), None);
     assert_eq!(ctx.get("a"), Some(&json!(1)));
+    let ctx = Context::new()
+        .with_targeting_key("u")
+        .with("targetingKey", 7);
+    assert_eq!((ctx.targeting_key(), ctx.get("targetingKey")), (None, None));
     assert!(Context::from_json(Value::Null).is_ok());
     assert!(Context::from_json_str("{not json").is_err());
 }
