@@ -11,6 +11,7 @@ use crate::bucket::Prefix;
 use crate::compare::{parse_date, parse_semver};
 use crate::context::{Path, json_type};
 use crate::error::{Problem, Problems};
+use crate::keyed::Keyed;
 use crate::model::{Clause, Document, FlagDef, FlagType, Operator, Rollout, Serve};
 use crate::pointer::Pointer;
 use crate::rules::{Cmp, CompiledClause, Matcher, ValueSet};
@@ -55,6 +56,99 @@ pub fn validate(doc: &Document) -> Vec<Problem> {
         Ok(_) => Vec::new(),
         Err(p) => p.0,
     }
+}
+
+/// Compiles a document the way flagd serves a file: a flag with problems
+/// does not take the others down. It stays in the snapshot, every
+/// evaluation of it gives PARSE_ERROR, and its problems are returned as
+/// warnings. Problems outside flags (segments, the document itself) still
+/// refuse the document, as [`compile`] does.
+pub fn compile_serving(doc: &Document) -> Result<Compiled, Problems> {
+    let refuse = || match compile(doc) {
+        Err(p) => p,
+        Ok(_) => Problems(Vec::new()),
+    };
+    let mut current = doc.clone();
+    // Flag key to its problems, in the order they were found.
+    let mut broken: Vec<(String, Vec<Problem>)> = Vec::new();
+    // Each round breaks or drops at least one more flag.
+    for _ in 0..=2 * doc.flags.len() + 1 {
+        let problems = match compile(&current) {
+            Ok(mut compiled) => {
+                for (key, problems) in &broken {
+                    if let Some(at) = compiled.snapshot.position(key) {
+                        let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                        compiled.snapshot.flags[at].logic = Logic::Broken(why.join("; ").into());
+                    }
+                }
+                let mut warnings: Vec<Problem> = broken.into_iter().flat_map(|(_, p)| p).collect();
+                warnings.append(&mut compiled.warnings);
+                compiled.warnings = warnings;
+                return Ok(compiled);
+            }
+            Err(p) => p.0,
+        };
+        for p in problems {
+            let Some(key) = flag_of(&p.pointer).filter(|k| doc.flags.get(k).is_some()) else {
+                return Err(refuse());
+            };
+            match broken.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) if list.contains(&p) => {
+                    // Its placeholder still has problems (e.g. its key is
+                    // invalid): leave the flag out altogether.
+                    let flags = std::mem::take(&mut current.flags);
+                    current.flags = Keyed::from_pairs(
+                        flags
+                            .iter()
+                            .filter(|(k, _)| *k != key)
+                            .map(|(k, f)| (k.to_owned(), f.clone()))
+                            .collect(),
+                    );
+                }
+                Some((_, list)) => list.push(p),
+                None => broken.push((key, vec![p])),
+            }
+        }
+        // Replace each broken flag by a placeholder that compiles: its
+        // variants (when they are fine, so prerequisites on it still
+        // compile), nothing else.
+        for (key, problems) in &broken {
+            let at = Pointer::root().at(["flags", key]);
+            let variants = at.push("variants");
+            let variants_ok = !problems.iter().any(|p| {
+                p.pointer.as_str().starts_with(variants.as_str()) || p.pointer == at.push("type")
+            });
+            if let (Some(def), Some(orig)) = (current.flags.get_mut(key), doc.flags.get(key)) {
+                *def = FlagDef {
+                    description: String::new(),
+                    tags: Vec::new(),
+                    value_type: if variants_ok { orig.value_type } else { None },
+                    kind: orig.kind,
+                    variants: if variants_ok {
+                        orig.variants.clone()
+                    } else {
+                        Keyed::from_pairs(vec![("invalid".to_owned(), Value::Bool(false))])
+                    },
+                    enabled: true,
+                    off_variant: None,
+                    default_serve: None,
+                    targeting: None,
+                    targets: Keyed::default(),
+                    rules: Vec::new(),
+                    prerequisites: Vec::new(),
+                    metadata: Map::new(),
+                };
+            }
+        }
+    }
+    Err(refuse())
+}
+
+/// The flag a pointer is inside of (`/flags/<key>/…`), unescaped.
+fn flag_of(pointer: &Pointer) -> Option<String> {
+    let rest = pointer.as_str().strip_prefix("/flags/")?;
+    let token = rest.split('/').next()?;
+    Some(token.replace("~1", "/").replace("~0", "~"))
 }
 
 /// Validates and compiles a native document into a snapshot.
@@ -228,7 +322,7 @@ impl Compiler {
                 (None, _) => self.problem(
                     &at,
                     format!(
-                        "variant value must be a boolean, string, number or object, found {}",
+                        "variant value must be a boolean, string, number, object or array, found {}",
                         json_type(value)
                     ),
                 ),

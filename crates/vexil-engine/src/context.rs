@@ -39,9 +39,6 @@ pub enum ContextError {
     /// The context must be a JSON object.
     #[error("evaluation context must be a JSON object, found {0}")]
     NotAnObject(&'static str),
-    /// `targetingKey` must be a string when present.
-    #[error("`targetingKey` must be a string, found {0}")]
-    TargetingKeyNotString(&'static str),
     /// The text is not JSON.
     #[error("evaluation context is not valid JSON: {0}")]
     Syntax(String),
@@ -77,10 +74,16 @@ impl Context {
             Value::Null => Map::new(),
             other => return Err(ContextError::NotAnObject(json_type(&other))),
         };
+        let mut map = map;
         let targeting_key = match map.get(TARGETING_KEY) {
-            None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.as_str().into()),
-            Some(other) => return Err(ContextError::TargetingKeyNotString(json_type(other))),
+            // A targeting key that is not a string is treated as absent,
+            // as flagd does: targeting runs without one.
+            Some(_) => {
+                map.remove(TARGETING_KEY);
+                None
+            }
+            None => None,
         };
         // Keys of a JSON object are already unique.
         let attrs = map
@@ -166,13 +169,18 @@ impl Context {
         self
     }
 
-    /// Sets a top-level attribute. Setting `targetingKey` to a non-string
-    /// value removes the targeting key.
+    /// Sets a top-level attribute. Setting `targetingKey` to a value that
+    /// is not a string removes it, as parsing such a context does.
     pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         let name = name.into();
         let value = value.into();
         if name == TARGETING_KEY {
             self.targeting_key = value.as_str().map(Into::into);
+            if self.targeting_key.is_none() {
+                self.attrs.retain(|a| &*a.name != TARGETING_KEY);
+                self.reindex();
+                return self;
+            }
         }
         self.insert(name, value);
         self
@@ -241,14 +249,10 @@ fn context_error(e: serde_json::Error) -> ContextError {
     if let Some(rest) = msg.strip_prefix(NOT_OBJECT) {
         return ContextError::NotAnObject(type_name(rest));
     }
-    if let Some(rest) = msg.strip_prefix(KEY_NOT_STRING) {
-        return ContextError::TargetingKeyNotString(type_name(rest));
-    }
     ContextError::Syntax(msg)
 }
 
 const NOT_OBJECT: &str = "vexil-context-not-object:";
-const KEY_NOT_STRING: &str = "vexil-targeting-key-not-string:";
 
 fn type_name(rest: &str) -> &'static str {
     let t = rest.split_whitespace().next().unwrap_or("");
@@ -313,16 +317,12 @@ impl<'de> serde::Deserialize<'de> for Context {
                 while let Some(name) = map.next_key::<String>()? {
                     let value: Value = map.next_value()?;
                     if name == TARGETING_KEY {
-                        targeting_key = match &value {
-                            Value::Null => None,
-                            Value::String(s) => Some(s.as_str().into()),
-                            other => {
-                                return Err(de::Error::custom(format_args!(
-                                    "{KEY_NOT_STRING}{}",
-                                    json_type(other)
-                                )));
-                            }
-                        };
+                        // Not a string: treated as absent, as flagd does.
+                        targeting_key = value.as_str().map(Into::into);
+                        if targeting_key.is_none() {
+                            attrs.retain(|a| &*a.name != TARGETING_KEY);
+                            continue;
+                        }
                     }
                     attrs.push(Attr {
                         hash: name_hash(&name),

@@ -139,7 +139,7 @@ pub enum ValueType {
     Int,
     /// Any number.
     Float,
-    /// A JSON object.
+    /// A JSON object or array (a structure value).
     Object,
 }
 
@@ -151,7 +151,7 @@ impl ValueType {
             ValueType::String => v.is_string(),
             ValueType::Int => v.is_i64() || v.is_u64(),
             ValueType::Float => v.is_number(),
-            ValueType::Object => v.is_object(),
+            ValueType::Object => v.is_object() || v.is_array(),
         }
     }
 
@@ -304,6 +304,12 @@ fn evaluate_index<'s>(
 }
 
 fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved {
+    if let Logic::Broken(why) = &flag.logic {
+        return Resolved::err(EvalError::new(
+            ErrorCode::ParseError,
+            format!("flag `{}` is invalid: {why}", flag.key),
+        ));
+    }
     if !flag.enabled {
         return Resolved::ok(flag.off_variant, Reason::Disabled, Matched::Nothing);
     }
@@ -352,11 +358,22 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
             };
             match &logic.default {
                 Some(default) => serve(snapshot, flag, default, ctx, reason, Matched::Default),
-                None => Resolved::ok(None, reason, Matched::Default),
+                // No value: the caller's code default applies, which
+                // OpenFeature (and flagd) call DEFAULT, not STATIC.
+                None => Resolved::ok(None, Reason::Default, Matched::Default),
             }
         }
+        Logic::Broken(_) => Resolved::err(EvalError::new(
+            ErrorCode::ParseError,
+            format!("flag `{}` is invalid", flag.key),
+        )),
         Logic::Flagd(logic) => match &logic.targeting {
-            Targeting::None => Resolved::ok(logic.default, Reason::Static, Matched::Nothing),
+            // A null default variant gives no value: the caller's code
+            // default, reason DEFAULT, as flagd answers.
+            Targeting::None => match logic.default {
+                Some(v) => Resolved::ok(Some(v), Reason::Static, Matched::Nothing),
+                None => Resolved::ok(None, Reason::Default, Matched::Nothing),
+            },
             Targeting::Broken(why) => Resolved::err(EvalError::new(
                 ErrorCode::ParseError,
                 format!("targeting of flag `{}` is invalid: {why}", flag.key),

@@ -111,7 +111,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Keyed<T> {
                 let mut pairs: Vec<(String, T)> =
                     Vec::with_capacity(access.size_hint().unwrap_or(0));
                 let mut seen: FxHashSet<String> = FxHashSet::default();
-                while let Some(key) = access.next_key::<String>()? {
+                // YAML keys may be booleans or numbers (`true: …` in a
+                // flagd file's variants); they name variants as text.
+                while let Some(KeyText(key)) = access.next_key::<KeyText>()? {
                     if !seen.insert(key.clone()) {
                         return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
                     }
@@ -123,5 +125,40 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Keyed<T> {
         }
 
         deserializer.deserialize_map(KeyedVisitor(PhantomData))
+    }
+}
+
+/// A map key as text, whatever scalar it is (YAML keys may be booleans or
+/// numbers).
+pub(crate) struct KeyText(pub(crate) String);
+
+impl<'de> serde::Deserialize<'de> for KeyText {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<KeyText, E> {
+                Ok(KeyText(s.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<KeyText, E> {
+                Ok(KeyText(b.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<KeyText, E> {
+                Ok(KeyText(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<KeyText, E> {
+                Ok(KeyText(n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<KeyText, E> {
+                Ok(KeyText(n.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText("null".to_owned()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }

@@ -26,6 +26,7 @@
 
 mod bucket;
 mod cbor;
+mod check;
 mod compare;
 mod compile;
 mod context;
@@ -40,8 +41,10 @@ mod rules;
 mod snapshot;
 
 pub use bucket::{bucket, murmur3_32, pick};
+pub use check::{Checked, Located, check, locate};
 pub use compile::{
-    Compiled, MAX_KEY_LEN, MAX_PREREQUISITE_DEPTH, MAX_REGEX_BYTES, compile, validate,
+    Compiled, MAX_KEY_LEN, MAX_PREREQUISITE_DEPTH, MAX_REGEX_BYTES, compile, compile_serving,
+    validate,
 };
 pub use context::{Context, ContextError, Path, TARGETING_KEY, json_type};
 pub use error::{LoadError, Problem, Problems};

@@ -43,6 +43,16 @@ impl Source {
         }
     }
 
+    /// The document in native form for serving a flag file: flagd
+    /// targeting whose `$ref`s cannot be resolved is kept as written, so
+    /// that only that flag is invalid (see [`crate::compile_serving`]).
+    pub fn into_native_serving(self) -> Document {
+        match self {
+            Source::Native(d) => d,
+            Source::Flagd(d) => crate::flagd::to_native_serving(&d),
+        }
+    }
+
     /// Validates and compiles the document.
     pub fn compile(&self) -> Result<Compiled, Problems> {
         match self {
@@ -70,7 +80,7 @@ pub fn load(text: &str, format: Format) -> Result<Compiled, LoadError> {
     parse(text, format)?.compile().map_err(LoadError::Invalid)
 }
 
-fn is_json(text: &str) -> bool {
+pub(crate) fn is_json(text: &str) -> bool {
     text.trim_start_matches('\u{feff}')
         .trim_start()
         .starts_with('{')
@@ -82,8 +92,12 @@ fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
     if is_json(text) {
         let mut de = serde_json::Deserializer::from_str(text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| LoadError::Syntax {
-            pointer: from_serde_path(e.path()),
-            message: format!("invalid JSON document: {}", e.inner()),
+            pointer: known_part(from_serde_path(e.path())),
+            // Well-formed JSON of the wrong shape is not "invalid JSON".
+            message: match e.inner().classify() {
+                serde_json::error::Category::Data => format!("invalid document: {}", e.inner()),
+                _ => format!("invalid JSON document: {}", e.inner()),
+            },
         })?;
         de.end().map_err(|e| LoadError::Syntax {
             pointer: Pointer::root(),
@@ -93,9 +107,17 @@ fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
     } else {
         check_yaml_nesting(text)?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| LoadError::Syntax {
-            pointer: from_serde_path(e.path()),
-            message: format!("invalid YAML document: {}", e.inner()),
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // Well-formed YAML of the wrong shape is not "invalid YAML".
+            let well_formed = serde_yaml_ng::from_str::<IgnoredAny>(text).is_ok();
+            LoadError::Syntax {
+                pointer: known_part(from_serde_path(e.path())),
+                message: if well_formed {
+                    format!("invalid document: {}", e.inner())
+                } else {
+                    format!("invalid YAML document: {}", e.inner())
+                },
+            }
         })
     }
 }
@@ -105,9 +127,25 @@ fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
 /// a loader for minutes; documents never need more than a few levels.
 const MAX_YAML_FLOW_DEPTH: usize = 128;
 
+/// A pointer without the `?` of a map key that could not be read: the map
+/// holding it.
+fn known_part(p: Pointer) -> Pointer {
+    match p.as_str().find("/?") {
+        Some(at) if p.as_str()[at..].split('/').nth(1) == Some("?") => {
+            let kept: Vec<String> = p.as_str()[..at]
+                .split('/')
+                .skip(1)
+                .map(|t| t.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            Pointer::root().at(kept)
+        }
+        _ => p,
+    }
+}
+
 /// Refuses YAML whose flow collections nest deeper than
 /// [`MAX_YAML_FLOW_DEPTH`], skipping quoted scalars and comments.
-fn check_yaml_nesting(text: &str) -> Result<(), LoadError> {
+pub(crate) fn check_yaml_nesting(text: &str) -> Result<(), LoadError> {
     let mut depth = 0usize;
     let mut line = 1usize;
     let mut chars = text.chars().peekable();
@@ -179,7 +217,7 @@ struct FlagProbe {
     state: Option<IgnoredAny>,
 }
 
-fn detect(text: &str) -> Format {
+pub(crate) fn detect(text: &str) -> Format {
     let text = text.trim_start_matches('\u{feff}');
     let probe: Option<Probe> = if is_json(text) {
         serde_json::from_str(text).ok()

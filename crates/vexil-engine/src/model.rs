@@ -129,8 +129,10 @@ impl FlagType {
             Value::Bool(_) => Some(FlagType::Boolean),
             Value::String(_) => Some(FlagType::String),
             Value::Number(_) => Some(FlagType::Number),
-            Value::Object(_) => Some(FlagType::Object),
-            Value::Null | Value::Array(_) => None,
+            // Arrays are structure values too, as flagd (and OpenFeature's
+            // object evaluation) treat them.
+            Value::Object(_) | Value::Array(_) => Some(FlagType::Object),
+            Value::Null => None,
         }
     }
 

@@ -140,7 +140,17 @@ impl CompiledFlag {
     pub fn rule_name(&self, index: usize) -> Option<&str> {
         match &self.logic {
             Logic::Native(n) => n.rules.get(index)?.name.as_deref(),
-            Logic::Flagd(_) => None,
+            Logic::Flagd(_) | Logic::Broken(_) => None,
+        }
+    }
+
+    /// Whether the flag cannot be evaluated: its definition or its flagd
+    /// targeting is invalid, and its evaluations give PARSE_ERROR.
+    pub fn is_broken(&self) -> bool {
+        match &self.logic {
+            Logic::Broken(_) => true,
+            Logic::Flagd(f) => matches!(f.targeting, Targeting::Broken(_)),
+            Logic::Native(_) => false,
         }
     }
 
@@ -163,6 +173,9 @@ pub(crate) struct Variant {
 pub(crate) enum Logic {
     Native(NativeLogic),
     Flagd(FlagdLogic),
+    /// The flag's definition is invalid (a served flag file keeps such
+    /// flags): every evaluation gives PARSE_ERROR with this explanation.
+    Broken(Box<str>),
 }
 
 #[derive(Debug)]

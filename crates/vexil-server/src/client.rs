@@ -25,14 +25,10 @@ pub(crate) struct Remote {
     /// Project key.
     #[arg(long, env = "VEXIL_PROJECT", default_value = "default", global = true)]
     pub(crate) project: String,
-    /// Environment key.
-    #[arg(
-        long = "env",
-        env = "VEXIL_ENV",
-        default_value = "development",
-        global = true
-    )]
-    pub(crate) environment: String,
+    /// Environment key [default: `development`, or the project's only
+    /// environment, as with a flag file].
+    #[arg(long = "env", env = "VEXIL_ENV", global = true)]
+    pub(crate) environment: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -84,8 +80,12 @@ pub(crate) enum FlagsCommand {
 pub(crate) enum KeysCommand {
     /// Create a key; its secret is printed once.
     Create {
+        /// A name for the key, recorded as the actor of its changes.
         #[arg(long)]
         name: String,
+        /// What the key may do: `admin` (the admin API), `server` (read one
+        /// environment's rules: edges, server SDKs) or `client` (evaluated
+        /// values of one environment: browsers, mobile).
         #[arg(long, value_parser = ["admin", "server", "client"])]
         scope: String,
         /// For server and client keys (and project-limited admin keys): use
@@ -99,13 +99,21 @@ pub(crate) enum KeysCommand {
     /// List keys (never their secrets).
     List,
     /// Revoke a key by id.
-    Revoke { id: i64 },
+    Revoke {
+        /// The key's id, as `vexil keys list` shows it.
+        id: i64,
+    },
 }
+
+/// The environment used when none is given, if the project has it.
+const DEFAULT_ENV: &str = "development";
 
 struct Client {
     http: reqwest::Client,
     remote: Remote,
     key: String,
+    /// The environment the commands act on, once resolved.
+    env: String,
 }
 
 impl Client {
@@ -118,14 +126,58 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
-        Ok(Client { http, remote, key })
+        let env = remote
+            .environment
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENV.to_owned());
+        Ok(Client {
+            http,
+            remote,
+            key,
+            env,
+        })
     }
 
     fn env_path(&self, rest: &str) -> String {
         format!(
             "/api/v1/projects/{}/environments/{}{rest}",
-            self.remote.project, self.remote.environment
+            urlencode(&self.remote.project),
+            urlencode(&self.env),
         )
+    }
+
+    /// Checks the project and picks the environment: the one given, else
+    /// `development`, else the project's only one (a flag file's
+    /// `default`). A missing project is reported as such, not as a missing
+    /// environment.
+    async fn resolve_env(&mut self) -> Result<()> {
+        let path = format!(
+            "/api/v1/projects/{}/environments",
+            urlencode(&self.remote.project)
+        );
+        let (_, _, list) = self.send(Method::GET, &path, None, &[]).await?;
+        let keys: Vec<&str> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["key"].as_str())
+            .collect();
+        let project = &self.remote.project;
+        let env = match &self.remote.environment {
+            Some(e) if keys.contains(&e.as_str()) => e.clone(),
+            Some(e) => bail!(
+                "environment `{e}` not found in project `{project}` (it has: {})",
+                keys.join(", ")
+            ),
+            None if keys.contains(&DEFAULT_ENV) => DEFAULT_ENV.to_owned(),
+            None if keys.len() == 1 => keys[0].to_owned(),
+            None => bail!(
+                "project `{project}` has no environment `{DEFAULT_ENV}`; choose one with --env (it has: {})",
+                keys.join(", ")
+            ),
+        };
+        self.env = env;
+        Ok(())
     }
 
     async fn send(
@@ -202,8 +254,9 @@ pub(crate) fn flags(
     fallback_key: Option<String>,
     cmd: FlagsCommand,
 ) -> Result<ExitCode> {
-    let c = Client::new(remote, fallback_key)?;
+    let mut c = Client::new(remote, fallback_key)?;
     runtime()?.block_on(async move {
+        c.resolve_env().await?;
         match cmd {
             FlagsCommand::List {
                 query,
@@ -231,7 +284,7 @@ pub(crate) fn flags(
                         )
                         .await?;
                     for item in page["items"].as_array().into_iter().flatten() {
-                        println!(
+                        crate::output::out!(
                             "{}\tversion {}\t{}",
                             item["key"].as_str().unwrap_or(""),
                             item["version"],
@@ -257,7 +310,7 @@ pub(crate) fn flags(
                         &[],
                     )
                     .await?;
-                println!("{}", pretty(&item));
+                crate::output::out!("{}", pretty(&item));
             }
             FlagsCommand::Set {
                 flag: key,
@@ -286,7 +339,7 @@ pub(crate) fn flags(
                 let (_, _, item) = c
                     .send(Method::PUT, &path, Some(def.to_string().into()), &[header])
                     .await?;
-                println!("{key}: version {}", item["version"]);
+                crate::output::out!("{key}: version {}", item["version"]);
             }
             FlagsCommand::Toggle { flag: key, state } => {
                 let body = json!({"enabled": state == "on"}).to_string();
@@ -298,7 +351,7 @@ pub(crate) fn flags(
                         &[],
                     )
                     .await?;
-                println!("{key}: {state}, version {}", item["version"]);
+                crate::output::out!("{key}: {state}, version {}", item["version"]);
             }
             FlagsCommand::Delete { flag: key } => {
                 c.send(
@@ -308,7 +361,7 @@ pub(crate) fn flags(
                     &[],
                 )
                 .await?;
-                println!("{key}: deleted");
+                crate::output::out!("{key}: deleted");
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -320,7 +373,7 @@ pub(crate) fn keys(
     fallback_key: Option<String>,
     cmd: KeysCommand,
 ) -> Result<ExitCode> {
-    let c = Client::new(remote, fallback_key)?;
+    let mut c = Client::new(remote, fallback_key)?;
     runtime()?.block_on(async move {
         match cmd {
             KeysCommand::Create {
@@ -331,8 +384,9 @@ pub(crate) fn keys(
             } => {
                 let mut body = json!({"name": name, "scope": scope});
                 if for_environment || scope != "admin" {
+                    c.resolve_env().await?;
                     body["project"] = json!(c.remote.project);
-                    body["environment"] = json!(c.remote.environment);
+                    body["environment"] = json!(c.env);
                 } else if for_project {
                     body["project"] = json!(c.remote.project);
                 }
@@ -345,12 +399,12 @@ pub(crate) fn keys(
                     )
                     .await?;
                 eprintln!("key {} created; its secret is shown once:", key["id"]);
-                println!("{}", key["secret"].as_str().unwrap_or(""));
+                crate::output::out!("{}", key["secret"].as_str().unwrap_or(""));
             }
             KeysCommand::List => {
                 let (_, _, keys) = c.send(Method::GET, "/api/v1/keys", None, &[]).await?;
                 for k in keys["items"].as_array().into_iter().flatten() {
-                    println!(
+                    crate::output::out!(
                         "{}\t{}\t{}\t{}…\t{}{}",
                         k["id"],
                         k["name"].as_str().unwrap_or(""),
@@ -377,7 +431,7 @@ pub(crate) fn keys(
                     &[],
                 )
                 .await?;
-                println!("key {id} revoked");
+                crate::output::out!("key {id} revoked");
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -391,9 +445,10 @@ pub(crate) fn import(
     dry_run: bool,
     replace: bool,
 ) -> Result<ExitCode> {
-    let c = Client::new(remote, fallback_key)?;
+    let mut c = Client::new(remote, fallback_key)?;
     let text = read_input(&file)?;
     runtime()?.block_on(async move {
+        c.resolve_env().await?;
         let path = c.env_path(&format!(
             "/import?dryRun={dry_run}&mode={}",
             if replace { "replace" } else { "merge" }
@@ -402,7 +457,7 @@ pub(crate) fn import(
         for kind in ["flags", "segments"] {
             for what in ["created", "updated", "deleted"] {
                 for key in plan[kind][what].as_array().into_iter().flatten() {
-                    println!(
+                    crate::output::out!(
                         "{} {} {}",
                         if dry_run {
                             format!("would be {what}:")
@@ -416,8 +471,8 @@ pub(crate) fn import(
             }
         }
         match plan["version"].as_i64() {
-            Some(v) => println!("environment version {v}"),
-            None => println!("dry run: nothing changed"),
+            Some(v) => crate::output::out!("environment version {v}"),
+            None => crate::output::out!("dry run: nothing changed"),
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -428,8 +483,9 @@ pub(crate) fn export(
     fallback_key: Option<String>,
     output: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let c = Client::new(remote, fallback_key)?;
+    let mut c = Client::new(remote, fallback_key)?;
     runtime()?.block_on(async move {
+        c.resolve_env().await?;
         let (_, headers, doc) = c
             .send(Method::GET, &c.env_path("/export"), None, &[])
             .await?;
@@ -448,7 +504,7 @@ pub(crate) fn export(
                     path.display()
                 );
             }
-            None => println!("{text}"),
+            None => crate::output::out!("{text}"),
         }
         Ok(ExitCode::SUCCESS)
     })

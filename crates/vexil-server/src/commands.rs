@@ -37,7 +37,7 @@ pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     let eval = compiled
         .snapshot
         .evaluate(input.flag, &ctx, input.value_type);
-    println!("{}", evaluation_json(input.flag, &eval));
+    crate::output::out!("{}", evaluation_json(input.flag, &eval));
     Ok(if eval.reason == Reason::Error {
         ExitCode::from(1)
     } else {
@@ -45,40 +45,37 @@ pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     })
 }
 
-/// Validates a flag file, printing every problem.
+/// Validates a flag file, printing every problem (structural ones
+/// included) as `FILE:LINE: POINTER: MESSAGE`.
 pub(crate) fn validate(path: &Path, format: Format) -> Result<ExitCode> {
     let text = read(path)?;
-    match load(&text, format) {
-        Ok(compiled) => {
-            for w in &compiled.warnings {
-                println!("{}: warning: {w}", path.display());
-            }
-            println!(
-                "{}: ok, {} flag{}",
-                path.display(),
-                compiled.snapshot.len(),
-                if compiled.snapshot.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            let problems = e.problems();
-            for p in &problems {
-                println!("{}: {p}", path.display());
-            }
-            println!(
-                "{}: {} problem{}",
-                path.display(),
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" }
-            );
-            Ok(ExitCode::from(1))
-        }
+    let checked = vexil_engine::check(&text, format);
+    let place = |l: &vexil_engine::Located| match l.line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    };
+    for w in &checked.warnings {
+        crate::output::out!("{}: warning: {}", place(w), w.problem);
     }
+    let n = checked.problems.len();
+    if n == 0 {
+        crate::output::out!(
+            "{}: ok, {} flag{}",
+            path.display(),
+            checked.flags,
+            if checked.flags == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &checked.problems {
+        crate::output::out!("{}: {}", place(p), p.problem);
+    }
+    crate::output::out!(
+        "{}: {n} problem{}",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::from(1))
 }
 
 fn load_error(path: &Path, e: &LoadError) -> anyhow::Error {

@@ -25,6 +25,31 @@ pub(crate) struct ServeArgs {
     /// it, a random admin key is created on first start and printed once.
     #[arg(long, env = "VEXIL_ADMIN_KEY", hide_env_values = true)]
     pub(crate) admin_key: Option<String>,
+    /// With --flags: a server key to accept for evaluation and rule
+    /// delivery (at least 16 characters; repeat for several). Kept in memory
+    /// as a hash only.
+    #[arg(
+        long = "server-key",
+        env = "VEXIL_SERVER_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) server_keys: Vec<String>,
+    /// With --flags: a client key to accept for evaluated values (browsers,
+    /// mobile; at least 16 characters; repeat for several). Kept in memory
+    /// as a hash only.
+    #[arg(
+        long = "client-key",
+        env = "VEXIL_CLIENT_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) client_keys: Vec<String>,
+    /// Where the admin key came from, for the banner (set by `main`).
+    #[arg(skip)]
+    pub(crate) admin_key_source: AdminKeySource,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub(crate) max_body_bytes: usize,
@@ -91,6 +116,26 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// Where the admin key of `vexil serve` came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum AdminKeySource {
+    /// None given.
+    #[default]
+    None,
+    /// `--admin-key`.
+    Flag,
+    /// `VEXIL_ADMIN_KEY`.
+    Env,
+}
+
+/// Evaluation keys of a flag file, as SHA-256 hashes: the secrets are not
+/// kept.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileKeys {
+    pub(crate) server: Vec<String>,
+    pub(crate) client: Vec<String>,
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub(crate) enum StoreConfig {
@@ -106,6 +151,9 @@ pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) store: StoreConfig,
     pub(crate) admin_key: Option<String>,
+    pub(crate) admin_key_source: AdminKeySource,
+    /// Server and client keys of a flag file (empty otherwise).
+    pub(crate) file_keys: FileKeys,
     pub(crate) max_body_bytes: usize,
     pub(crate) sync_interval: std::time::Duration,
     pub(crate) rate_limits: crate::limits::RateLimits,
@@ -139,8 +187,20 @@ impl ServeArgs {
         if let Some(k) = &self.admin_key
             && k.len() < 16
         {
-            anyhow::bail!("VEXIL_ADMIN_KEY must be at least 16 characters");
+            anyhow::bail!(
+                "{} must be at least 16 characters",
+                match self.admin_key_source {
+                    AdminKeySource::Flag => "--admin-key",
+                    _ => "VEXIL_ADMIN_KEY",
+                }
+            );
         }
+        let file_keys = file_keys(
+            &store,
+            &self.admin_key,
+            &self.server_keys,
+            &self.client_keys,
+        )?;
         anyhow::ensure!(
             self.max_body_bytes >= 1024,
             "--max-body-bytes must be at least 1024"
@@ -180,6 +240,8 @@ impl ServeArgs {
             listen: self.listen,
             store,
             admin_key: self.admin_key,
+            admin_key_source: self.admin_key_source,
+            file_keys,
             max_body_bytes: self.max_body_bytes,
             sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
             rate_limits: crate::limits::RateLimits {
@@ -213,6 +275,39 @@ fn public_url(url: &str) -> anyhow::Result<String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
+/// Checks the evaluation keys of a flag file and keeps their hashes.
+fn file_keys(
+    store: &StoreConfig,
+    admin_key: &Option<String>,
+    server: &[String],
+    client: &[String],
+) -> anyhow::Result<FileKeys> {
+    if server.is_empty() && client.is_empty() {
+        return Ok(FileKeys::default());
+    }
+    anyhow::ensure!(
+        matches!(store, StoreConfig::File(_)),
+        "--server-key and --client-key are for --flags; with a store, create keys with `vexil keys create`"
+    );
+    let mut seen: Vec<&str> = admin_key.iter().map(String::as_str).collect();
+    for (flag, keys) in [("--server-key", server), ("--client-key", client)] {
+        for k in keys {
+            let k = k.trim();
+            anyhow::ensure!(k.len() >= 16, "{flag} must be at least 16 characters");
+            anyhow::ensure!(
+                !seen.contains(&k),
+                "{flag}: the same key is given twice (each key has one scope)"
+            );
+            seen.push(k);
+        }
+    }
+    let hashes = |keys: &[String]| keys.iter().map(|k| crate::keys::hash(k.trim())).collect();
+    Ok(FileKeys {
+        server: hashes(server),
+        client: hashes(client),
+    })
+}
+
 /// Hides the password of a URL.
 fn mask_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -243,15 +338,26 @@ impl fmt::Display for Config {
                 path.display()
             )?,
         }
+        let file = matches!(self.store, StoreConfig::File(_));
         writeln!(
             f,
             "  admin key       {}",
-            if self.admin_key.is_some() {
-                "from VEXIL_ADMIN_KEY (****)"
-            } else {
-                "stored (created on first start)"
+            match (self.admin_key_source, file) {
+                (AdminKeySource::Flag, _) => "from --admin-key (****)",
+                (AdminKeySource::Env, _) => "from VEXIL_ADMIN_KEY (****)",
+                (AdminKeySource::None, _) if self.admin_key.is_some() => "given (****)",
+                (AdminKeySource::None, true) => "random for this run (printed below)",
+                (AdminKeySource::None, false) => "stored (created on first start)",
             }
         )?;
+        if file {
+            writeln!(
+                f,
+                "  evaluation keys {} server, {} client (****)",
+                self.file_keys.server.len(),
+                self.file_keys.client.len()
+            )?;
+        }
         writeln!(f, "  max body bytes  {}", self.max_body_bytes)?;
         writeln!(f, "  sync interval   {} ms", self.sync_interval.as_millis())?;
         let rate = |r: f64| {

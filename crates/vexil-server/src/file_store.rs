@@ -2,29 +2,41 @@
 //! (native or flagd, JSON or YAML), watched for changes, as flagd users
 //! expect. It is served as project `default`, environment `default`.
 //!
-//! A changed file is validated as a whole; if it does not validate, the
-//! problems are logged and the last good version keeps serving.
+//! As flagd does, a flag with problems does not take the file down: it is
+//! served, its evaluations give PARSE_ERROR, and its problems are logged.
+//! A changed file that does not parse at all (or whose segments are
+//! invalid) is logged and the last good version keeps serving. Each
+//! accepted change becomes the next version, with change log entries (what
+//! was created, updated or deleted), so SSE subscribers hear of it as they
+//! hear of a write.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use vexil_engine::Format;
+use vexil_engine::{Format, Problem};
 use vexil_store::{
-    ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, Mutation, NewKey,
+    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, Mutation, NewKey,
     Project, Result, Scope, Store, StoreError,
 };
 
+use crate::config::FileKeys;
 use crate::keys;
 
 /// The project and environment a flag file is served as.
 pub(crate) const FILE_PROJECT: &str = "default";
 pub(crate) const FILE_ENV: &str = "default";
 
+/// Change log entries kept for reconnecting SSE subscribers.
+const MAX_CHANGES: usize = 1000;
+
 /// A read-only store holding one file's flags.
 pub(crate) struct FileStore {
     path: PathBuf,
-    admin_hash: String,
+    /// Accepted keys by SHA-256 hash: the admin key, then the configured
+    /// server and client keys of the file's environment.
+    keys: Vec<(String, ApiKey)>,
     state: Mutex<FileState>,
 }
 
@@ -35,6 +47,8 @@ struct FileState {
     /// The text last read, to notice changes.
     text: String,
     loaded_at: i64,
+    /// What each version changed, oldest first.
+    changes: VecDeque<Change>,
 }
 
 fn read_only() -> StoreError {
@@ -44,13 +58,20 @@ fn read_only() -> StoreError {
     )
 }
 
-/// Parses and validates a flag file into stored items.
-fn parse(text: &str, now: i64) -> std::result::Result<Vec<Item>, String> {
+/// A file's flags as stored items, and the problems of its invalid flags.
+struct Parsed {
+    items: Vec<Item>,
+    invalid: Vec<Problem>,
+}
+
+/// Parses a flag file into stored items. Invalid flags are kept (their
+/// evaluations give PARSE_ERROR) and reported; a file that does not parse,
+/// or whose problems are not confined to flags, is refused.
+fn parse(text: &str, now: i64) -> std::result::Result<Parsed, String> {
     let doc = vexil_engine::parse(text, Format::Auto)
         .map_err(|e| e.to_string())?
-        .into_native()
-        .map_err(|p| p.to_string())?;
-    vexil_engine::compile(&doc).map_err(|p| p.to_string())?;
+        .into_native_serving();
+    let compiled = vexil_engine::compile_serving(&doc).map_err(|p| p.to_string())?;
     let items = crate::state::definitions_of(&doc)
         .map_err(|e| e.to_string())?
         .into_iter()
@@ -63,24 +84,124 @@ fn parse(text: &str, now: i64) -> std::result::Result<Vec<Item>, String> {
             updated_at: now,
         })
         .collect();
-    Ok(items)
+    Ok(Parsed {
+        items,
+        invalid: compiled.warnings,
+    })
+}
+
+/// Logs the invalid flags of a file, each with its place: pointer and line
+/// (of the place, or of the nearest enclosing one the file has: flagd
+/// files name some places differently).
+fn log_invalid(path: &Path, text: &str, invalid: &[Problem]) {
+    for p in invalid {
+        let mut tokens: Vec<&str> = p.pointer.as_str().split('/').skip(1).collect();
+        let line = loop {
+            let at = vexil_engine::Pointer::root().at(tokens
+                .iter()
+                .map(|t| t.replace("~1", "/").replace("~0", "~")));
+            match vexil_engine::locate(text, &at) {
+                Some(line) => break Some(line),
+                None if tokens.pop().is_some() => {}
+                None => break None,
+            }
+        };
+        tracing::warn!(
+            file = %path.display(),
+            line,
+            pointer = %p.pointer,
+            problem = %p.message,
+            "invalid flag in flag file; its evaluations give PARSE_ERROR"
+        );
+    }
+}
+
+/// What changed between two versions of the items.
+fn diff(before: &[Item], after: &[Item], version: i64, at: i64) -> Vec<Change> {
+    let mut out = Vec::new();
+    let change = |item: &Item, action, before: Option<&Item>, after: Option<&Item>| Change {
+        version,
+        at,
+        actor: "file".into(),
+        kind: item.kind,
+        key: item.key.clone(),
+        action,
+        before: before.map(|i| i.definition.clone()),
+        after: after.map(|i| i.definition.clone()),
+    };
+    for new in after {
+        match before
+            .iter()
+            .find(|old| old.kind == new.kind && old.key == new.key)
+        {
+            None => out.push(change(new, Action::Create, None, Some(new))),
+            Some(old) if old.definition != new.definition => {
+                out.push(change(new, Action::Update, Some(old), Some(new)))
+            }
+            Some(_) => {}
+        }
+    }
+    for old in before {
+        if !after
+            .iter()
+            .any(|new| new.kind == old.kind && new.key == old.key)
+        {
+            out.push(change(old, Action::Delete, Some(old), None));
+        }
+    }
+    out
+}
+
+/// The in-memory keys of a flag file: the admin key and the evaluation keys.
+fn file_keys(admin_key: &str, evaluation: &FileKeys) -> Vec<(String, ApiKey)> {
+    let key = |id: i64, name: String, scope: Scope| ApiKey {
+        id,
+        name,
+        prefix: String::new(),
+        scope,
+        project_id: (scope != Scope::Admin).then_some(1),
+        environment_id: (scope != Scope::Admin).then_some(1),
+        created_at: 0,
+        revoked_at: None,
+    };
+    let mut out = vec![(keys::hash(admin_key), key(1, "admin".into(), Scope::Admin))];
+    for (scope, hashes) in [
+        (Scope::Server, &evaluation.server),
+        (Scope::Client, &evaluation.client),
+    ] {
+        for (n, hash) in hashes.iter().enumerate() {
+            let id = out.len() as i64 + 1;
+            let name = format!("{}-{}", scope.as_str(), n + 1);
+            out.push((hash.clone(), key(id, name, scope)));
+        }
+    }
+    out
 }
 
 impl FileStore {
-    /// Reads and validates the file; fails if it is missing or invalid.
-    pub(crate) fn open(path: &Path, admin_key: &str, now: i64) -> anyhow::Result<Self> {
+    /// Reads the file; fails if it is missing or does not parse (invalid
+    /// flags are served and logged). `admin_key` and `evaluation` are the
+    /// keys it accepts.
+    pub(crate) fn open(
+        path: &Path,
+        admin_key: &str,
+        evaluation: &FileKeys,
+        now: i64,
+    ) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read flag file {}: {e}", path.display()))?;
-        let items = parse(&text, now)
+        let parsed = parse(&text, now)
             .map_err(|e| anyhow::anyhow!("invalid flag file {}: {e}", path.display()))?;
+        log_invalid(path, &text, &parsed.invalid);
         Ok(FileStore {
             path: path.to_owned(),
-            admin_hash: keys::hash(admin_key),
+            keys: file_keys(admin_key, evaluation),
             state: Mutex::new(FileState {
                 version: 1,
-                items,
+                items: parsed.items,
                 text,
                 loaded_at: now,
+                changes: VecDeque::new(),
             }),
         })
     }
@@ -102,12 +223,39 @@ impl FileStore {
             return false;
         }
         match parse(&text, now) {
-            Ok(items) => {
-                state.version += 1;
-                let version = state.version;
-                state.items = items.into_iter().map(|i| Item { version, ..i }).collect();
+            Ok(parsed) => {
+                log_invalid(&self.path, &text, &parsed.invalid);
                 state.text = text;
+                let version = state.version + 1;
+                let changes = diff(&state.items, &parsed.items, version, now);
+                if changes.is_empty() {
+                    // Only formatting or comments changed.
+                    return false;
+                }
+                state.version = version;
+                state.items = parsed
+                    .items
+                    .into_iter()
+                    .map(|new| {
+                        // Unchanged items keep the version of their last change.
+                        let unchanged = changes
+                            .iter()
+                            .all(|c| c.kind != new.kind || c.key != new.key);
+                        match state
+                            .items
+                            .iter()
+                            .find(|old| old.kind == new.kind && old.key == new.key)
+                        {
+                            Some(old) if unchanged => old.clone(),
+                            _ => Item { version, ..new },
+                        }
+                    })
+                    .collect();
                 state.loaded_at = now;
+                state.changes.extend(changes);
+                while state.changes.len() > MAX_CHANGES {
+                    state.changes.pop_front();
+                }
                 tracing::info!(file = %self.path.display(), version, "flag file changed");
                 true
             }
@@ -138,19 +286,6 @@ impl FileStore {
             .lock()
             .map_err(|_| StoreError::new(ErrorKind::Internal, "file store lock poisoned"))?;
         Ok((state.version, state.items.clone(), state.loaded_at))
-    }
-
-    fn admin(&self) -> ApiKey {
-        ApiKey {
-            id: 1,
-            name: "admin".into(),
-            prefix: String::new(),
-            scope: Scope::Admin,
-            project_id: None,
-            environment_id: None,
-            created_at: 0,
-            revoked_at: None,
-        }
     }
 }
 
@@ -227,8 +362,27 @@ impl Store for FileStore {
         Err(read_only())
     }
 
-    async fn changes(&self, _: i64, _: &ChangeFilter) -> Result<Vec<Change>> {
-        Ok(Vec::new())
+    async fn changes(&self, env_id: i64, filter: &ChangeFilter) -> Result<Vec<Change>> {
+        if env_id != 1 {
+            return Ok(Vec::new());
+        }
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError::new(ErrorKind::Internal, "file store lock poisoned"))?;
+        Ok(state
+            .changes
+            .iter()
+            .filter(|c| c.version > filter.after_version)
+            .filter(|c| {
+                filter
+                    .item
+                    .as_ref()
+                    .is_none_or(|(kind, key)| c.kind == *kind && c.key == *key)
+            })
+            .take(filter.limit.clamp(0, MAX_CHANGES as i64) as usize)
+            .cloned()
+            .collect())
     }
 
     async fn versions(&self) -> Result<Vec<(i64, i64)>> {
@@ -241,15 +395,19 @@ impl Store for FileStore {
     }
 
     async fn keys(&self) -> Result<Vec<ApiKey>> {
-        Ok(vec![self.admin()])
+        Ok(self.keys.iter().map(|(_, k)| k.clone()).collect())
     }
 
     async fn keys_with_hashes(&self) -> Result<Vec<(String, ApiKey)>> {
-        Ok(vec![(self.admin_hash.clone(), self.admin())])
+        Ok(self.keys.clone())
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        Ok((hash == self.admin_hash).then(|| self.admin()))
+        Ok(self
+            .keys
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, k)| k.clone()))
     }
 
     async fn revoke_key(&self, _: i64, _: i64) -> Result<ApiKey> {

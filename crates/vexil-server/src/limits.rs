@@ -17,12 +17,24 @@ pub(crate) struct RateLimits {
     pub(crate) client: f64,
 }
 
+/// What a request does, which decides the rate it is held to: the same
+/// admin key is limited at the admin rate on the admin API and at the
+/// evaluation rate on the data plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Use {
+    /// The admin API.
+    Admin,
+    /// Evaluation and delivery (OFREP, native evaluation, snapshot, streams).
+    Evaluation,
+}
+
 impl RateLimits {
-    fn of(&self, scope: Scope) -> f64 {
-        match scope {
-            Scope::Admin => self.admin,
-            Scope::Server => self.server,
-            Scope::Client => self.client,
+    fn of(&self, scope: Scope, use_: Use) -> f64 {
+        match (use_, scope) {
+            (Use::Admin, _) => self.admin,
+            (Use::Evaluation, Scope::Client) => self.client,
+            // Server keys, and admin keys evaluating like a server does.
+            (Use::Evaluation, Scope::Server | Scope::Admin) => self.server,
         }
     }
 }
@@ -39,7 +51,9 @@ const SHARDS: usize = 16;
 /// small; each request takes one shard's lock briefly.
 pub(crate) struct Limiter {
     limits: RateLimits,
-    shards: [Mutex<HashMap<i64, Bucket>>; SHARDS],
+    /// Buckets by key id and use: one key's admin calls and evaluations
+    /// draw from separate buckets.
+    shards: [Mutex<HashMap<(i64, Use), Bucket>>; SHARDS],
     in_flight: AtomicUsize,
     max_in_flight: usize,
 }
@@ -58,16 +72,17 @@ impl Limiter {
         }
     }
 
-    /// Takes one token from the key's bucket (burst: one second's worth).
-    pub(crate) fn admit(&self, key: &ApiKey) -> Result<(), RetryAfter> {
-        let rate = self.limits.of(key.scope);
+    /// Takes one token from the key's bucket for this use (burst: one
+    /// second's worth).
+    pub(crate) fn admit(&self, key: &ApiKey, use_: Use) -> Result<(), RetryAfter> {
+        let rate = self.limits.of(key.scope, use_);
         if rate <= 0.0 {
             return Ok(());
         }
         let shard = &self.shards[(key.id as usize) % SHARDS];
         let mut buckets = shard.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let b = buckets.entry(key.id).or_insert(Bucket {
+        let b = buckets.entry((key.id, use_)).or_insert(Bucket {
             tokens: rate.max(1.0),
             last: now,
         });
@@ -132,17 +147,44 @@ mod tests {
         );
         let s = key(1, Scope::Server);
         for _ in 0..5 {
-            assert_eq!(l.admit(&s), Ok(()));
+            assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
         }
-        assert_eq!(l.admit(&s), Err(RetryAfter(1)));
+        assert_eq!(l.admit(&s, Use::Evaluation), Err(RetryAfter(1)));
         // Keys have buckets of their own; 0 is unlimited.
-        assert_eq!(l.admit(&key(2, Scope::Server)), Ok(()));
+        assert_eq!(l.admit(&key(2, Scope::Server), Use::Evaluation), Ok(()));
         for _ in 0..100 {
-            assert_eq!(l.admit(&key(3, Scope::Admin)), Ok(()));
+            assert_eq!(l.admit(&key(3, Scope::Admin), Use::Admin), Ok(()));
         }
         let c = key(4, Scope::Client);
-        assert_eq!(l.admit(&c), Ok(()));
-        assert_eq!(l.admit(&c), Err(RetryAfter(2)));
+        assert_eq!(l.admit(&c, Use::Evaluation), Ok(()));
+        assert_eq!(l.admit(&c, Use::Evaluation), Err(RetryAfter(2)));
+    }
+
+    // issue 12, item 1: the rate follows what the request does, not only
+    // the key's scope.
+    #[test]
+    fn admin_keys_evaluate_at_the_server_rate_in_a_bucket_of_their_own() {
+        let l = Limiter::new(
+            RateLimits {
+                admin: 2.0,
+                server: 50.0,
+                client: 0.0,
+            },
+            10,
+        );
+        let a = key(1, Scope::Admin);
+        for _ in 0..2 {
+            assert_eq!(l.admit(&a, Use::Admin), Ok(()));
+        }
+        assert_eq!(l.admit(&a, Use::Admin), Err(RetryAfter(1)));
+        for _ in 0..50 {
+            assert_eq!(l.admit(&a, Use::Evaluation), Ok(()));
+        }
+        assert_eq!(l.admit(&a, Use::Evaluation), Err(RetryAfter(1)));
+        // Client keys evaluate at the client rate (here unlimited).
+        for _ in 0..100 {
+            assert_eq!(l.admit(&key(2, Scope::Client), Use::Evaluation), Ok(()));
+        }
     }
 
     #[test]

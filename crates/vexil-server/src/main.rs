@@ -19,7 +19,8 @@ mod timed_store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Vexil: feature flags with targeting rules and percentage rollouts.
 #[derive(Debug, Parser)]
@@ -165,7 +166,18 @@ impl From<FormatArg> for vexil_engine::Format {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Serve(args) = &mut cli.command {
+        args.admin_key_source = match matches
+            .subcommand_matches("serve")
+            .and_then(|m| m.value_source("admin_key"))
+        {
+            Some(ValueSource::CommandLine) => config::AdminKeySource::Flag,
+            Some(ValueSource::EnvVariable) => config::AdminKeySource::Env,
+            _ => config::AdminKeySource::None,
+        };
+    }
     let result = match cli.command {
         Command::Serve(args) => serve_main(args),
         Command::Migrate(args) => migrate_main(args),
@@ -200,8 +212,11 @@ fn main() -> ExitCode {
 fn init_logs(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VEXIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         config::LogFormat::Json => builder.json().init(),
@@ -223,10 +238,10 @@ fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let config = args.into_config()?;
-    println!(
+    output::notice(format_args!(
         "vexil {} starting with:\n{config}",
         env!("CARGO_PKG_VERSION")
-    );
+    ));
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -247,7 +262,7 @@ fn migrate_main(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         anyhow::Ok(())
     })?;
-    println!("migrations applied");
+    output::out!("migrations applied");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -64,6 +64,7 @@ pub(crate) struct HotRoutes {
     pub(crate) ofrep_single: HotRoute,
     pub(crate) ofrep_bulk: HotRoute,
     pub(crate) snapshot: HotRoute,
+    pub(crate) native_evaluate: HotRoute,
 }
 
 /// Counters shared by all requests. The admin routes use plain mutexes
@@ -234,6 +235,7 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
         ),
         ("/ofrep/v1/evaluate/flags", &st.metrics.hot.ofrep_bulk),
         ("/api/v1/snapshot", &st.metrics.hot.snapshot),
+        ("/api/v1/evaluate", &st.metrics.hot.native_evaluate),
     ];
     for (route, h) in hot {
         for (i, n) in h.statuses.iter().enumerate() {
@@ -372,6 +374,20 @@ pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
             escape(&s.env.project_key),
             escape(&s.env.key),
             s.snapshot.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vexil_snapshot_invalid_flags Served flags whose definition or targeting is invalid: their evaluations give PARSE_ERROR."
+    );
+    let _ = writeln!(out, "# TYPE vexil_snapshot_invalid_flags gauge");
+    for s in snapshots.values() {
+        let _ = writeln!(
+            out,
+            "vexil_snapshot_invalid_flags{{environment=\"{}/{}\"}} {}",
+            escape(&s.env.project_key),
+            escape(&s.env.key),
+            s.snapshot.flags().filter(|f| f.is_broken()).count()
         );
     }
     let _ = writeln!(out, "# HELP vexil_sse_subscribers Open SSE change streams.");

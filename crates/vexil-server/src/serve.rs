@@ -90,7 +90,9 @@ async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> anyhow::Result
     }
     if print {
         // Shown once: only its hash is stored.
-        println!("admin key (shown once, store it now): {secret}");
+        crate::output::notice(format_args!(
+            "admin key (shown once, store it now): {secret}"
+        ));
     }
     Ok(())
 }
@@ -108,11 +110,13 @@ pub(crate) async fn run(
                     Some(k) => k.clone(),
                     None => {
                         let k = keys::generate(Scope::Admin)?;
-                        println!("admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}");
+                        crate::output::notice(format_args!(
+                            "admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}"
+                        ));
                         k
                     }
                 };
-                let file = Arc::new(FileStore::open(path, &secret, now_ms())?);
+                let file = Arc::new(FileStore::open(path, &secret, &config.file_keys, now_ms())?);
                 (file.clone(), Some(file), None)
             }
             other => {
@@ -208,7 +212,7 @@ pub(crate) async fn run(
 
     let app = crate::api::app(state.clone(), config.max_body_bytes);
     let addr = listener.local_addr()?;
-    println!("vexil listening on http://{addr}");
+    crate::output::notice(format_args!("vexil listening on http://{addr}"));
     tracing::info!(%addr, "listening");
     let conn_metrics = state.metrics.conns.clone();
     let shutdown = async move {

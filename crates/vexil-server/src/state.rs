@@ -371,7 +371,14 @@ impl AppState {
         let before = self.snapshots().get(&env_id).map(|s| s.env.version);
         let state: EnvState = self.store.load(env_id).await?;
         let doc = document_of(state.items.iter())?;
-        match vexil_engine::compile(&doc) {
+        // A flag file is served as flagd serves it: an invalid flag gives
+        // PARSE_ERROR instead of refusing the file.
+        let compiled = if self.read_only {
+            vexil_engine::compile_serving(&doc)
+        } else {
+            vexil_engine::compile(&doc)
+        };
+        match compiled {
             Ok(c) => {
                 let version = state.env.version;
                 self.install(EnvSnapshot::new(state.env, c.snapshot, &doc, &self.metrics));
@@ -384,13 +391,22 @@ impl AppState {
                         after_version: before,
                         limit: 1000,
                     };
-                    if let Ok(changes) = self.store.changes(env_id, &filter).await {
-                        let frames = frames_of(&changes)
+                    let mut frames: Vec<_> = match self.store.changes(env_id, &filter).await {
+                        Ok(changes) => frames_of(&changes)
                             .into_iter()
                             .filter(|(v, _)| *v <= version)
-                            .collect();
-                        self.publish(env_id, frames);
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    // The change log cannot say what changed: announce the
+                    // new version with the whole environment instead of
+                    // staying silent.
+                    if !frames.iter().any(|(v, _)| *v == version)
+                        && let Some(snap) = self.snapshots().get(&env_id)
+                    {
+                        frames.push((version, snapshot_frame(snap)));
                     }
+                    self.publish(env_id, frames);
                 }
                 Ok(())
             }

@@ -448,7 +448,10 @@ impl Fractional {
             (Bucketing::Concat, Value::String(s)) => {
                 (Some(murmur3_32(&[s.as_bytes()], 0)), &self.args[1..])
             }
-            (Bucketing::Concat, Value::Null) => (self.default_hash(scope), &self.args[1..]),
+            // An explicit bucketing value that is missing gives null (the
+            // default variant), as flagd's evaluators do; only an omitted
+            // one falls back to the targeting key.
+            (Bucketing::Concat, Value::Null) => return scope.fail(),
             (Bucketing::Concat, _) => (self.default_hash(scope), &self.args[..]),
             (Bucketing::Cbor, Value::Array(_)) => (self.default_hash(scope), &self.args[..]),
             (Bucketing::Cbor, Value::Null) => return scope.fail(),
@@ -592,6 +595,9 @@ fn to_text(v: &Value) -> Cow<'_, str> {
 fn loose_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
+        // A missing attribute equals `false`, as flagd's evaluators have it
+        // (`{"==": [{"var": "beta"}, false]}` holds when `beta` is absent).
+        (Value::Null, Value::Bool(x)) | (Value::Bool(x), Value::Null) => !x,
         (Value::Null, _) | (_, Value::Null) => false,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => {
@@ -943,8 +949,8 @@ fn sem_ver<'a>(args: &'a [Expr], scope: &Scope<'a>) -> Cow<'a, Value> {
     let [lhs, op, rhs] = args else {
         return scope.fail();
     };
-    let version = |e: &'a Expr| -> Option<semver::Version> {
-        match &*e.eval(scope) {
+    let version = |v: &Value| -> Option<semver::Version> {
+        match v {
             Value::String(s) => parse_semver(s),
             Value::Number(n) => parse_semver(&to_text(&Value::Number(n.clone()))),
             _ => None,
@@ -954,7 +960,14 @@ fn sem_ver<'a>(args: &'a [Expr], scope: &Scope<'a>) -> Cow<'a, Value> {
     let Some(op) = op.as_str() else {
         return scope.fail();
     };
-    let (Some(a), Some(b)) = (version(lhs), version(rhs)) else {
+    let (lhs, rhs) = (lhs.eval(scope), rhs.eval(scope));
+    // A missing attribute is no version: the comparison is false and
+    // targeting carries on, as flagd's evaluators do. A value that is
+    // there but is not a version voids the targeting (flagd's test suite).
+    if lhs.is_null() || rhs.is_null() {
+        return bool_cow(false);
+    }
+    let (Some(a), Some(b)) = (version(&lhs), version(&rhs)) else {
         return scope.fail();
     };
     let ord = cmp_semver(&a, &b);
@@ -982,6 +995,9 @@ fn string_test<'a>(
     };
     match (&*s.eval(scope), &*p.eval(scope)) {
         (Value::String(s), Value::String(p)) => bool_cow(test(s, p)),
+        // A missing attribute does not start or end with anything: false,
+        // and targeting carries on, as flagd's evaluators do.
+        (Value::Null, _) | (_, Value::Null) => bool_cow(false),
         _ => scope.fail(),
     }
 }

@@ -79,6 +79,22 @@ pub enum FlagdState {
 /// evaluates exactly like the original; this is how flagd files are
 /// imported into a store.
 pub fn to_native(doc: &FlagdDocument) -> Result<Document, Problems> {
+    let (native, problems) = to_native_parts(doc);
+    if problems.is_empty() {
+        Ok(native)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+/// Like [`to_native`] for serving a flag file: a flag whose `$ref`s cannot
+/// be resolved keeps its targeting as written, so that compiling it (with
+/// [`crate::compile_serving`]) marks that flag alone as invalid.
+pub fn to_native_serving(doc: &FlagdDocument) -> Document {
+    to_native_parts(doc).0
+}
+
+fn to_native_parts(doc: &FlagdDocument) -> (Document, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut flags = Vec::with_capacity(doc.flags.len());
     for (key, f) in doc.flags.iter() {
@@ -91,7 +107,7 @@ pub fn to_native(doc: &FlagdDocument) -> Result<Document, Problems> {
                         pointer: Pointer::root().at(["flags", key, "targeting"]),
                         message: why,
                     });
-                    None
+                    Some(t.clone())
                 }
             },
         };
@@ -116,14 +132,12 @@ pub fn to_native(doc: &FlagdDocument) -> Result<Document, Problems> {
             },
         ));
     }
-    if !problems.is_empty() {
-        return Err(Problems(problems));
-    }
-    Ok(Document {
+    let native = Document {
         bucketing: doc.bucketing,
         flags: Keyed::from_pairs(flags),
         ..Document::default()
-    })
+    };
+    (native, problems)
 }
 
 /// Validates and compiles a flagd document.

@@ -159,12 +159,16 @@ fn contexts_must_be_objects_with_string_targeting_keys() {
         Context::from_json(json!([1])).unwrap_err().to_string(),
         "evaluation context must be a JSON object, found array"
     );
-    assert_eq!(
-        Context::from_json(json!({"targetingKey": 7}))
-            .unwrap_err()
-            .to_string(),
-        "`targetingKey` must be a string, found number"
-    );
+    // issue 12, item 6: a targeting key that is not a string is absent,
+    // as flagd treats it.
+    let ctx = Context::from_json(json!({"targetingKey": 7, "a": 1})).unwrap();
+    assert_eq!(ctx.targeting_key(), None);
+    assert_eq!(ctx.get("targetingKey"), None);
+    assert_eq!(ctx.get("a"), Some(&json!(1)));
+    let ctx = Context::new()
+        .with_targeting_key("u")
+        .with("targetingKey", 7);
+    assert_eq!((ctx.targeting_key(), ctx.get("targetingKey")), (None, None));
     assert!(Context::from_json(Value::Null).is_ok());
     assert!(Context::from_json_str("{not json").is_err());
 }
@@ -228,10 +232,13 @@ fn direct_context_parsing_reports_shapes_and_keeps_the_last_duplicate() {
         Context::from_json_str("[1, 2]").unwrap_err(),
         vexil_engine::ContextError::NotAnObject("array")
     );
-    assert_eq!(
-        Context::from_json_str(r#"{"a": 1, "targetingKey": true}"#).unwrap_err(),
-        vexil_engine::ContextError::TargetingKeyNotString("boolean")
-    );
+    // issue 12, item 6: not a string, so absent; a later string wins.
+    let ctx = Context::from_json_str(r#"{"a": 1, "targetingKey": true}"#).unwrap();
+    assert_eq!((ctx.targeting_key(), ctx.get("targetingKey")), (None, None));
+    let ctx = Context::from_json_str(r#"{"targetingKey": "x", "targetingKey": 5}"#).unwrap();
+    assert_eq!((ctx.targeting_key(), ctx.get("targetingKey")), (None, None));
+    let ctx = Context::from_json_str(r#"{"targetingKey": 5, "targetingKey": "y"}"#).unwrap();
+    assert_eq!(ctx.targeting_key(), Some("y"));
     assert!(
         Context::from_json_str("null")
             .unwrap()

@@ -1,6 +1,6 @@
 //! Validation: every problem reported at once, each at its exact place.
 
-use vexil_engine::{Format, LoadError, load};
+use vexil_engine::{Format, LoadError, Pointer, load, locate};
 
 /// Loads `doc` and compares the reported problems, one per line.
 fn check(doc: &str, expect: &[&str]) {
@@ -102,23 +102,23 @@ fn structural_errors_name_their_place() {
     check(
         r#"{"flags": {"f": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "rules": [{"clauses": [{"attribute": "a", "op": "like", "values": []}], "serve": {"variant": "on"}}]}}}"#,
         &[
-            "/flags/f/rules/0/clauses/0/op: invalid JSON document: unknown variant `like`, expected one of `in`, `notIn`, `startsWith`, `endsWith`, `contains`, `matches`, `lt`, `lte`, `gt`, `gte`, `semverEq`, `semverLt`, `semverLte`, `semverGt`, `semverGte`, `before`, `after`, `exists`, `inSegment` at line 1 column 132",
+            "/flags/f/rules/0/clauses/0/op: invalid document: unknown variant `like`, expected one of `in`, `notIn`, `startsWith`, `endsWith`, `contains`, `matches`, `lt`, `lte`, `gt`, `gte`, `semverEq`, `semverLt`, `semverLte`, `semverGt`, `semverGte`, `before`, `after`, `exists`, `inSegment` at line 1 column 132",
         ],
     );
     check(
         r#"{"flags": {"f": {"variants": {}, "defaultServe": {"variant": "on"}, "colour": "red"}}}"#,
         &[
-            "/flags/f/colour: invalid JSON document: unknown field `colour`, expected one of `description`, `tags`, `type`, `kind`, `variants`, `enabled`, `offVariant`, `defaultServe`, `targeting`, `targets`, `rules`, `prerequisites`, `metadata` at line 1 column 76",
+            "/flags/f/colour: invalid document: unknown field `colour`, expected one of `description`, `tags`, `type`, `kind`, `variants`, `enabled`, `offVariant`, `defaultServe`, `targeting`, `targets`, `rules`, `prerequisites`, `metadata` at line 1 column 76",
         ],
     );
     check(
         r#"{"flags": {"f": {"variants": {"a": 1}, "defaultServe": {"variant": "a"}}, "f": {"variants": {"a": 1}, "defaultServe": {"variant": "a"}}}}"#,
-        &["/flags: invalid JSON document: duplicate key `f` at line 1 column 77"],
+        &["/flags: invalid document: duplicate key `f` at line 1 column 77"],
     );
     check(
         "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: a}\n    enabled: maybe\n",
         &[
-            "/flags/f/enabled: invalid YAML document: flags.f.enabled: invalid type: string \"maybe\", expected a boolean at line 5 column 14",
+            "/flags/f/enabled: invalid document: flags.f.enabled: invalid type: string \"maybe\", expected a boolean at line 5 column 14",
         ],
     );
 }
@@ -247,5 +247,91 @@ fn compiled_regular_expressions_are_bounded_per_document() {
     check(
         r#"{"flags": {"r": {"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"}, "rules": [{"clauses": [{"attribute": "email", "op": "matches", "values": ["^[a-z0-9.]+@example\\.com$"]}], "serve": {"variant": "on"}}]}}}"#,
         &[],
+    );
+}
+
+/// `check`'s problems as `line: pointer: message`, one per line.
+fn checked(doc: &str) -> Vec<String> {
+    vexil_engine::check(doc, Format::Auto)
+        .problems
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: {}",
+                l.line.map_or("?".into(), |n| n.to_string()),
+                l.problem
+            )
+        })
+        .collect()
+}
+
+// issue 12, item 9: every structural problem in one run, with its exact
+// pointer and line, and the semantic problems of the rest.
+#[test]
+fn check_reports_every_structural_problem_with_lines() {
+    let doc = r#"{"flags": {
+  "a": {"variants": {"on": true}, "defaultServe": {"variant": "on"}, "colour": "red",
+        "size": 3},
+  "b": {"variants": {"on": true}, "defaultServe": {"variant": "on"},
+        "rules": [{"clauses": [{"attribute": "x", "op": "like", "values": []}], "serve": {"variant": "on"}},
+                  {"clauses": [], "serve": {"variant": "nope"}}]},
+  "c": {"variants": {"x": 1}, "defaultServe": {"variant": "y"}},
+  "d": {"variants": {"x": 1}, "enabled": "maybe"}
+ },
+ "extra": 1
+}"#;
+    let got = checked(doc);
+    let want = [
+        "2: /flags/a/colour: unknown field `colour`",
+        "3: /flags/a/size: unknown field `size`",
+        "5: /flags/b/rules/0/clauses/0/op: unknown variant `like`",
+        "6: /flags/b/rules/1/serve/variant: unknown variant `nope`",
+        "7: /flags/c/defaultServe/variant: unknown variant `y`",
+        "8: /flags/d/enabled: invalid type: string \"maybe\", expected a boolean",
+        "10: /extra: unknown field `extra`",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.starts_with(w), "want `{w}`, got `{g}`");
+    }
+    // The same in YAML, flagd format; keys that YAML reads as booleans are
+    // variant names, not a `?` place.
+    let yaml = "flags:\n  f:\n    state: ENABLED\n    variants:\n      true: true\n      false: false\n    defaultVariant: \"true\"\n    bogus: 1\n  g:\n    state: MAYBE\n    variants: {a: 1}\n    defaultVariant: b\n";
+    let got = checked(yaml);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].starts_with("8: /flags/f/bogus: unknown field `bogus`"),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].starts_with("10: /flags/g/state: unknown variant `MAYBE`"),
+        "{got:#?}"
+    );
+    // Not JSON at all: one problem, where the parser stopped.
+    let got = checked("{\"flags\": {\n  \"a\": [\n}");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("invalid JSON document"), "{got:#?}");
+    // Valid: no problems, the flags counted.
+    let ok = vexil_engine::check(r#"{"flags": {"a": {"variants": {"x": 1}}}}"#, Format::Auto);
+    assert_eq!((ok.problems.len(), ok.flags), (0, 1));
+}
+
+#[test]
+fn locate_finds_the_line_of_a_place() {
+    let json = "{\n \"flags\": {\n  \"a/b\": {\n   \"variants\": {\"x\": [1,\n 2]}}}}";
+    let at = |p: &Pointer| locate(json, p);
+    assert_eq!(at(&Pointer::root().at(["flags", "a/b"])), Some(3));
+    assert_eq!(
+        at(&Pointer::root().at(["flags", "a/b", "variants", "x", "1"])),
+        Some(5)
+    );
+    assert_eq!(at(&Pointer::root().at(["flags", "nope"])), None);
+    let yaml = "flags:\n  a:\n    rules:\n      - clauses: []\n      - serve: {variant: x}\n";
+    assert_eq!(
+        locate(
+            yaml,
+            &Pointer::root().at(["flags", "a", "rules", "1", "serve"])
+        ),
+        Some(5)
     );
 }

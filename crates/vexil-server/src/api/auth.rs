@@ -60,7 +60,7 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         }
         state
             .limiter
-            .admit(&key)
+            .admit(&key, crate::limits::Use::Admin)
             .map_err(|r| ApiError::rate_limited(r.0))?;
         Ok(Principal { key })
     }

@@ -144,7 +144,7 @@ fn caller(st: &AppState, headers: &HeaderMap, need_rules: bool) -> Result<Caller
             "unknown or revoked API key",
         ));
     };
-    if let Err(retry) = st.limiter.admit(&key) {
+    if let Err(retry) = st.limiter.admit(&key, crate::limits::Use::Evaluation) {
         let mut resp = refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("this key's rate limit is reached; retry in {} s", retry.0),
@@ -621,10 +621,20 @@ async fn native_evaluate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let resp = native_evaluate_inner(&st, &headers, &body).await;
+    st.metrics
+        .hot
+        .native_evaluate
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn native_evaluate_inner(st: &Arc<AppState>, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(_in_flight) = st.limiter.enter() else {
         return overloaded();
     };
-    let env = match caller(&st, &headers, false) {
+    let env = match caller(st, headers, false) {
         Ok(c) => c.env,
         Err(resp) => return *resp,
     };
@@ -635,7 +645,7 @@ async fn native_evaluate(
             min_version: None,
         }
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => {
                 let msg = match vexil_engine::ContextError::from(e) {
@@ -644,7 +654,7 @@ async fn native_evaluate(
                 };
                 let mut resp = crate::api::error::ApiError::bad_request("invalid_request", msg)
                     .into_response();
-                cors(&headers, &mut resp);
+                cors(headers, &mut resp);
                 return resp;
             }
         }
@@ -667,7 +677,7 @@ async fn native_evaluate(
             let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            cors(&headers, &mut resp);
+            cors(headers, &mut resp);
             return resp;
         }
     }
@@ -713,7 +723,7 @@ async fn native_evaluate(
     })
     .unwrap_or_default();
     let mut resp = json_response(StatusCode::OK, body);
-    cors(&headers, &mut resp);
+    cors(headers, &mut resp);
     resp
 }
 

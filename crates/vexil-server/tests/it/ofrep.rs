@@ -135,11 +135,7 @@ async fn ofrep_single_flag_statuses_and_bodies() {
         (st, json_of(&text)["errorCode"].clone()),
         (StatusCode::BAD_REQUEST, json!("TARGETING_KEY_MISSING"))
     );
-    for bad in [
-        r#"{"context": [1]}"#,
-        r#"{"context": {"targetingKey": 5}}"#,
-        "{not json",
-    ] {
+    for bad in [r#"{"context": [1]}"#, "{not json"] {
         let (st, _, text) = post(&s, &one("checkout"), Some(&client), bad, &[]).await;
         let v = json_of(&text);
         assert_eq!(
@@ -740,4 +736,92 @@ async fn admin_requests_fail_fast_with_retry_after_while_the_store_is_down() {
     }
     drop(s);
     vexil_test_support::drop_database(&db).await;
+}
+
+// issue 12, items 5 and 6: a flag without a value answers DEFAULT, and a
+// targeting key that is not a string is treated as absent (as flagd does),
+// over OFREP and the native API alike.
+#[tokio::test]
+async fn non_string_targeting_keys_are_absent_and_valueless_flags_answer_default() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/nodefault"),
+            Some(&json!({"variants": {"on": true, "off": false}})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let one = |k: &str| format!("/ofrep/v1/evaluate/flags/{k}");
+    let (st, _, text) = post(&s, &one("nodefault"), Some(&client), "{}", &[]).await;
+    assert_eq!(
+        (st, json_of(&text)),
+        (
+            StatusCode::OK,
+            json!({"key": "nodefault", "reason": "DEFAULT", "variant": null, "metadata": {}})
+        )
+    );
+    for key in ["5", "true", "[1]"] {
+        let ctx = format!(r#"{{"context": {{"targetingKey": {key}, "plan": "pro"}}}}"#);
+        let (st, _, text) = post(&s, &one("checkout"), Some(&client), &ctx, &[]).await;
+        assert_eq!(
+            (st, json_of(&text)["reason"].clone()),
+            (StatusCode::OK, json!("TARGETING_MATCH")),
+            "{ctx}: {text}"
+        );
+        // A rollout then has no targeting key, as without one.
+        let (st, _, text) = post(&s, &one("split"), Some(&client), &ctx, &[]).await;
+        assert_eq!(
+            (st, json_of(&text)["errorCode"].clone()),
+            (StatusCode::BAD_REQUEST, json!("TARGETING_KEY_MISSING")),
+            "{ctx}: {text}"
+        );
+        let (st, _, text) = post(&s, "/api/v1/evaluate", Some(&client), &ctx, &[]).await;
+        let v = json_of(&text);
+        assert_eq!(st, StatusCode::OK, "{text}");
+        assert_eq!(
+            v["flags"]["checkout"]["reason"], "TARGETING_MATCH",
+            "{text}"
+        );
+        assert_eq!(
+            v["flags"]["split"]["errorCode"], "TARGETING_KEY_MISSING",
+            "{text}"
+        );
+        assert_eq!(v["flags"]["nodefault"]["reason"], "DEFAULT", "{text}");
+    }
+}
+
+// issue 12, item 12: native evaluation is in /metrics like OFREP is.
+#[tokio::test]
+async fn native_evaluation_is_counted_in_metrics() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = setup(&s).await;
+    for _ in 0..2 {
+        let (st, _, text) = post(
+            &s,
+            "/api/v1/evaluate",
+            Some(&client),
+            r#"{"context": {"targetingKey": "u", "plan": "pro"}, "flags": ["checkout", "split", "nope"]}"#,
+            &[],
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{text}");
+    }
+    let (st, _, _) = post(&s, "/api/v1/evaluate", Some(&client), "{not json", &[]).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let text = s.metrics().await;
+    for line in [
+        "vexil_http_requests_total{route=\"/api/v1/evaluate\",status=\"200\"} 2",
+        "vexil_http_requests_total{route=\"/api/v1/evaluate\",status=\"400\"} 1",
+        "vexil_http_request_duration_seconds_count{route=\"/api/v1/evaluate\",status=\"any\"} 3",
+        "vexil_evaluations_total{environment=\"default/development\",reason=\"TARGETING_MATCH\"} 2",
+        "vexil_evaluations_total{environment=\"default/development\",reason=\"SPLIT\"} 2",
+        "vexil_evaluations_total{environment=\"default/development\",reason=\"ERROR\"} 2",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
 }

@@ -9,20 +9,20 @@ use serde_json::{Value, json};
 use crate::support::{ENV, Server};
 
 /// Reads SSE events from a streaming response.
-struct Events {
-    resp: reqwest::Response,
-    buf: String,
+pub(crate) struct Events {
+    pub(crate) resp: reqwest::Response,
+    pub(crate) buf: String,
 }
 
 #[derive(Debug)]
-struct Event {
-    id: i64,
-    event: String,
-    data: Value,
+pub(crate) struct Event {
+    pub(crate) id: i64,
+    pub(crate) event: String,
+    pub(crate) data: Value,
 }
 
 impl Events {
-    async fn next(&mut self) -> Event {
+    pub(crate) async fn next(&mut self) -> Event {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -55,7 +55,7 @@ impl Events {
     }
 }
 
-async fn open(s: &Server, key: &str, last: Option<&str>) -> Events {
+pub(crate) async fn open(s: &Server, key: &str, last: Option<&str>) -> Events {
     let mut req = s
         .http
         .get(s.url("/api/v1/stream"))
