@@ -27,7 +27,16 @@ fn read(path: &Path) -> Result<String> {
 /// Evaluates one flag and prints the result as one JSON object.
 pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     let text = read(input.flags)?;
-    let compiled = load(&text, input.format).map_err(|e| load_error(input.flags, &e))?;
+    let compiled = match load(&text, input.format) {
+        Ok(c) => c,
+        // As `vexil serve --flags` does (and flagd): invalid flags do not
+        // take the file down; they evaluate to PARSE_ERROR.
+        Err(e @ LoadError::Invalid(_)) => vexil_engine::parse(&text, input.format)
+            .ok()
+            .and_then(|source| vexil_engine::compile_serving(&source.into_native_serving()).ok())
+            .ok_or_else(|| load_error(input.flags, &e))?,
+        Err(e) => return Err(load_error(input.flags, &e)),
+    };
     for w in &compiled.warnings {
         eprintln!("warning: {}: {w}", input.flags.display());
     }

@@ -129,10 +129,24 @@ fn bad_context_and_bad_files_get_clear_messages() {
         "flags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: b}\n",
     )
     .unwrap();
+    // An invalid flag evaluates to PARSE_ERROR, the problem named on
+    // standard error (issue 12, item 4).
+    let (code, _, stderr) = vexil(&["eval", "--flags", broken.to_str().unwrap(), "--flag", "f"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("/flags/f/defaultServe/variant: unknown variant `b`"),
+        "{stderr}"
+    );
+    // A file whose segments are invalid cannot be used at all.
+    std::fs::write(
+        &broken,
+        "segments:\n  s:\n    rules: [{clauses: [{op: inSegment, values: [nope]}]}]\nflags: {}\n",
+    )
+    .unwrap();
     let (code, _, stderr) = vexil(&["eval", "--flags", broken.to_str().unwrap(), "--flag", "f"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("/flags/f/defaultServe/variant: unknown variant `b`"),
+        stderr.contains("/segments/s/rules/0/clauses/0/values/0: unknown segment `nope`"),
         "{stderr}"
     );
 
@@ -288,4 +302,31 @@ fn help_describes_the_binary_and_key_options() {
         let described = line.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
         assert!(described, "undescribed option: {line}\n{stdout}");
     }
+}
+
+// issue 12, item 4: `vexil eval` reads a file with an invalid flag as the
+// server does: the other flags evaluate, the invalid one gives PARSE_ERROR.
+#[test]
+fn eval_serves_the_valid_flags_of_a_partly_invalid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flags.json");
+    std::fs::write(
+        &file,
+        r#"{"flags": {
+          "good": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"},
+          "broken": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "maybe"}
+        }}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, stdout, stderr) = vexil(&["eval", "--flags", path, "--flag", "good"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""value":true"#), "{stdout}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("/flags/broken/"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = vexil(&["eval", "--flags", path, "--flag", "broken"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains(r#""errorCode":"PARSE_ERROR""#), "{stdout}");
 }
