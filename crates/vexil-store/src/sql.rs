@@ -395,14 +395,18 @@ impl Store for SqlStore {
             .bind(env_key)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| StoreError::db("cannot read environment", e))?
-            .ok_or_else(|| {
-                StoreError::new(
+            .map_err(|e| StoreError::db("cannot read environment", e))?;
+        match row {
+            Some(row) => env_from(&row),
+            // Say which of the two is missing.
+            None => {
+                self.project(project_key).await?;
+                Err(StoreError::new(
                     ErrorKind::NotFound,
                     format!("environment `{env_key}` not found in project `{project_key}`"),
-                )
-            })?;
-        env_from(&row)
+                ))
+            }
+        }
     }
 
     async fn load(&self, env_id: i64) -> Result<EnvState> {

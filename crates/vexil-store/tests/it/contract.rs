@@ -300,3 +300,34 @@ async fn nul_characters_are_refused_alike_everywhere() {
     })
     .await;
 }
+
+// Issue 12, item 13: a lookup in a project that does not exist says so,
+// rather than that the environment is missing.
+#[tokio::test]
+async fn a_missing_project_is_named_as_such() {
+    for_each_store(|t| async move {
+        let e = t
+            .store
+            .environment("nope", "development")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(
+            e.message.contains("project `nope` not found"),
+            "{}: {}",
+            t.name,
+            e.message
+        );
+        let p = t.store.create_project("p", "P", 1).await.unwrap();
+        t.store.create_environment(p.id, "e", "E", 1).await.unwrap();
+        let e = t.store.environment("p", "other").await.unwrap_err();
+        assert!(
+            e.message
+                .contains("environment `other` not found in project `p`"),
+            "{}",
+            e.message
+        );
+        t
+    })
+    .await;
+}
