@@ -382,7 +382,7 @@ async fn invalid_input_is_refused_with_its_place_and_changes_nothing() {
         (st, body["message"].as_str()),
         (
             StatusCode::NOT_FOUND,
-            Some("environment `development` not found in project `nope`")
+            Some("project `nope` not found")
         )
     );
     let (st, _, _) = s
