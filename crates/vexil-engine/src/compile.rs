@@ -4,6 +4,8 @@
 //! place and keeps going, so a user sees all errors at once. Only a
 //! document without problems becomes a [`Snapshot`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 
@@ -153,6 +155,20 @@ fn flag_of(pointer: &Pointer) -> Option<String> {
 
 /// Validates and compiles a native document into a snapshot.
 pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
+    compile_until(doc, &AtomicBool::new(false))
+}
+
+/// As [`compile`], but gives up as soon as `stop` is set (checked before
+/// each segment and flag), with a single problem saying so. The caller
+/// sets it from elsewhere, e.g. when a deadline passes: the engine itself
+/// reads no clock.
+pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Problems> {
+    let stopped = || {
+        Problems(vec![Problem {
+            pointer: Pointer::root(),
+            message: "compilation stopped before the end: it took longer than allowed".into(),
+        }])
+    };
     let mut c = Compiler::default();
     let root = Pointer::root();
 
@@ -176,6 +192,9 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
     let mut segments = Vec::with_capacity(doc.segments.len());
     let mut segment_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.segments.len());
     for (key, seg) in doc.segments.iter() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
         let at = root.at(["segments", key]);
         let mut refs = Vec::new();
         let mut rules = Vec::with_capacity(seg.rules.len());
@@ -215,6 +234,9 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
     let mut flags = Vec::with_capacity(doc.flags.len());
     let mut prereq_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.flags.len());
     for (key, def) in doc.flags.iter() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
         let at = root.at(["flags", key]);
         let (flag, edges) = c.flag(&at, key, def, doc, &flag_index, &segment_index);
         prereq_edges.push(edges);

@@ -44,7 +44,7 @@ pub use bucket::{bucket, murmur3_32, pick};
 pub use check::{Checked, Located, check, locate};
 pub use compile::{
     Compiled, MAX_KEY_LEN, MAX_PREREQUISITE_DEPTH, MAX_REGEX_BYTES, compile, compile_serving,
-    validate,
+    compile_until, validate,
 };
 pub use context::{Context, ContextError, Path, TARGETING_KEY, json_type};
 pub use error::{LoadError, Problem, Problems};

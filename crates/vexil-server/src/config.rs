@@ -98,6 +98,10 @@ pub(crate) struct ServeArgs {
     /// for the absolute URLs it hands out; without it they are relative.
     #[arg(long, env = "VEXIL_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
+    /// Bound on compiling an environment for one write, in milliseconds;
+    /// a write that takes longer is stopped and refused with 503.
+    #[arg(long, env = "VEXIL_COMPILE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) compile_timeout_ms: u64,
     /// Idle SSE streams get a comment this often, in milliseconds; must be
     /// well below --idle-timeout-ms.
     #[arg(long, env = "VEXIL_HEARTBEAT_MS", default_value_t = 15_000)]
@@ -166,6 +170,8 @@ pub(crate) struct Config {
     pub(crate) public_url: Option<String>,
     /// Idle SSE streams get a comment this often.
     pub(crate) heartbeat: std::time::Duration,
+    /// Bound on compiling an environment for one write.
+    pub(crate) compile_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -210,6 +216,7 @@ impl ServeArgs {
             "--sync-interval-ms must be between 10 and 60000"
         );
         for (name, ms) in [
+            ("--compile-timeout-ms", self.compile_timeout_ms),
             ("--header-timeout-ms", self.header_timeout_ms),
             ("--body-timeout-ms", self.body_timeout_ms),
             ("--idle-timeout-ms", self.idle_timeout_ms),
@@ -237,6 +244,7 @@ impl ServeArgs {
             },
             public_url,
             heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
+            compile_timeout: std::time::Duration::from_millis(self.compile_timeout_ms),
             listen: self.listen,
             store,
             admin_key: self.admin_key,

@@ -136,6 +136,7 @@ pub(crate) async fn run(
         file.is_some(),
         limiter,
         crate::state::PlaneSettings {
+            compile_timeout: config.compile_timeout,
             stream_buffer: config.stream_buffer,
             heartbeat: config.heartbeat,
             public_url: config.public_url.clone(),

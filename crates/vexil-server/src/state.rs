@@ -94,11 +94,15 @@ pub(crate) struct AppState {
     pub(crate) public_url: Option<String>,
     /// Idle SSE streams get a comment this often.
     pub(crate) heartbeat: std::time::Duration,
+    /// Bound on compiling an environment for one write.
+    compile_timeout: std::time::Duration,
 }
 
-/// Settings of the data plane's streams and URLs.
+/// Settings of the write path and of the data plane's streams and URLs.
 #[derive(Debug, Clone)]
 pub(crate) struct PlaneSettings {
+    /// Bound on compiling an environment for one write.
+    pub(crate) compile_timeout: std::time::Duration,
     /// Events kept for SSE subscribers that fall behind.
     pub(crate) stream_buffer: usize,
     /// Idle SSE streams get a comment this often.
@@ -248,12 +252,17 @@ fn apply(items: &[Item], mutations: &[Mutation], version: i64, now: i64) -> Vec<
     out
 }
 
-/// Compiles an environment's items; problems are a 422.
-fn compile(items: &[Item]) -> Result<(Snapshot, Document), ApiError> {
-    let doc = document_of(items.iter())?;
-    match vexil_engine::compile(&doc) {
+/// Compiles an environment's items; problems are a 422. Stops early (and
+/// answers `Err(None)`) once `stop` is set.
+fn compile(
+    items: &[Item],
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(Snapshot, Document), Option<ApiError>> {
+    let doc = document_of(items.iter()).map_err(|e| Some(e.into()))?;
+    match vexil_engine::compile_until(&doc, stop) {
         Ok(c) => Ok((c.snapshot, doc)),
-        Err(problems) => Err(ApiError::invalid(problems.0)),
+        Err(_) if stop.load(Ordering::Relaxed) => Err(None),
+        Err(problems) => Err(Some(ApiError::invalid(problems.0))),
     }
 }
 
@@ -293,6 +302,7 @@ impl AppState {
             key_revocations: tokio::sync::watch::channel(0).0,
             public_url: plane.public_url,
             heartbeat: plane.heartbeat,
+            compile_timeout: plane.compile_timeout,
         }
     }
 
@@ -496,13 +506,48 @@ impl AppState {
     {
         let state = self.store.load(env.id).await?;
         let mutations = plan(&state)?;
-        compile(&apply(
-            &state.items,
-            &mutations,
-            state.env.version + 1,
-            now_ms(),
-        ))?;
+        let items = apply(&state.items, &mutations, state.env.version + 1, now_ms());
+        self.compile_bounded(items).await?;
         Ok(mutations)
+    }
+
+    /// Compiles an environment's items off the async threads, within
+    /// `compile_timeout`: past it the compilation is stopped (not left
+    /// running) and the write refused with `503 compile_timeout`.
+    async fn compile_bounded(
+        &self,
+        items: Vec<Item>,
+    ) -> Result<(Vec<Item>, Snapshot, Document), ApiError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut work = tokio::task::spawn_blocking(move || {
+            let compiled = compile(&items, &flag);
+            (items, compiled)
+        });
+        let joined = tokio::select! {
+            done = &mut work => done,
+            _ = tokio::time::sleep(self.compile_timeout) => {
+                stop.store(true, Ordering::Relaxed);
+                work.await
+            }
+        };
+        let (items, compiled) =
+            joined.map_err(|_| ApiError::internal("the compilation task failed"))?;
+        match compiled {
+            Ok((snapshot, doc)) => Ok((items, snapshot, doc)),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "compile_timeout",
+                    format!(
+                        "compiling the environment took longer than the limit of {} ms (--compile-timeout-ms); nothing was changed",
+                        self.compile_timeout.as_millis()
+                    ),
+                )
+            }),
+        }
     }
 
     /// Validates and commits a change to an environment.
@@ -542,7 +587,7 @@ impl AppState {
             // no second read.
             let now = now_ms();
             let items = apply(&state.items, &mutations, state.env.version + 1, now);
-            let (snapshot, doc) = compile(&items)?;
+            let (items, snapshot, doc) = self.compile_bounded(items).await?;
             match self
                 .store
                 .commit(env.id, state.env.version, actor, &mutations, now)

@@ -335,3 +335,19 @@ fn locate_finds_the_line_of_a_place() {
         Some(5)
     );
 }
+
+// Issue 13, item 8: a caller can stop a compilation (the engine reads no
+// clock; the server sets the flag when its deadline passes).
+#[test]
+fn a_compilation_can_be_stopped_by_its_caller() {
+    let doc: vexil_engine::model::Document = serde_json::from_str(&chain(3)).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let problems = vexil_engine::compile_until(&doc, &stop).unwrap_err();
+    assert_eq!(problems.0.len(), 1);
+    assert!(
+        problems.0[0].message.contains("compilation stopped"),
+        "{problems}"
+    );
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(vexil_engine::compile_until(&doc, &stop).is_ok());
+}

@@ -380,10 +380,7 @@ async fn invalid_input_is_refused_with_its_place_and_changes_nothing() {
         .await;
     assert_eq!(
         (st, body["message"].as_str()),
-        (
-            StatusCode::NOT_FOUND,
-            Some("project `nope` not found")
-        )
+        (StatusCode::NOT_FOUND, Some("project `nope` not found"))
     );
     let (st, _, _) = s
         .admin(
@@ -748,4 +745,49 @@ async fn names_with_control_characters_or_too_long_are_refused_on_every_backend(
         drop(s);
         crate::support::cleanup(&data).await;
     }
+}
+
+// Issue 13, item 8: compiling an environment for one write is bounded in
+// time; past the bound the compilation is stopped, the write refused with a
+// message naming the limit, and nothing changes.
+#[tokio::test]
+async fn a_write_whose_compilation_takes_too_long_is_stopped_and_refused() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with(
+        &data,
+        &[
+            "--compile-timeout-ms",
+            "100",
+            "--max-body-bytes",
+            "16777216",
+            "--request-timeout-ms",
+            "120000",
+        ],
+    );
+    let flag = json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"},
+        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA"]}], "serve": {"variant": "on"}}]});
+    let flags: serde_json::Map<String, Value> = (0..8_000)
+        .map(|i| (format!("f{i}"), flag.clone()))
+        .collect();
+    let doc = json!({"flags": flags});
+    let (st, _, body) = s
+        .admin(Method::POST, &format!("{ENV}/import"), Some(&doc), &[])
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "compile_timeout", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("100 ms"),
+        "{body}"
+    );
+    let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
+    assert_eq!(env["version"], 0, "{env}");
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/small"),
+            Some(&flag),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
 }
