@@ -24,9 +24,9 @@ pub struct Context {
     attrs: Vec<Attr>,
     /// Positions by name hash, only for contexts too large to scan.
     index: Option<HashTable<u32>>,
-    /// A copy of the targeting key, for bucketing and individual targets
-    /// without a map lookup.
-    targeting_key: Option<Box<str>>,
+    /// Where in `attrs` the targeting key is (when it is a string), for
+    /// bucketing and individual targets without a lookup or a copy.
+    targeting: Option<u32>,
     /// Seconds since the Unix epoch, for `$flagd.timestamp`. The engine
     /// reads no clock; callers stamp contexts.
     timestamp: Option<i64>,
@@ -75,16 +75,11 @@ impl Context {
             other => return Err(ContextError::NotAnObject(json_type(&other))),
         };
         let mut map = map;
-        let targeting_key = match map.get(TARGETING_KEY) {
-            Some(Value::String(s)) => Some(s.as_str().into()),
-            // A targeting key that is not a string is treated as absent,
-            // as flagd does: targeting runs without one.
-            Some(_) => {
-                map.remove(TARGETING_KEY);
-                None
-            }
-            None => None,
-        };
+        // A targeting key that is not a string is treated as absent, as
+        // flagd does: targeting runs without one.
+        if map.get(TARGETING_KEY).is_some_and(|v| !v.is_string()) {
+            map.remove(TARGETING_KEY);
+        }
         // Keys of a JSON object are already unique.
         let attrs = map
             .into_iter()
@@ -97,7 +92,7 @@ impl Context {
         let mut ctx = Context {
             attrs,
             index: None,
-            targeting_key,
+            targeting: None,
             timestamp: None,
         };
         ctx.reindex();
@@ -122,7 +117,10 @@ impl Context {
     fn insert(&mut self, name: String, value: Value) {
         let hash = name_hash(&name);
         match self.find(hash, &name) {
-            Some(i) => self.attrs[i].value = value,
+            Some(i) => {
+                self.attrs[i].value = value;
+                self.reindex();
+            }
             None => {
                 self.attrs.push(Attr {
                     hash,
@@ -134,17 +132,23 @@ impl Context {
         }
     }
 
+    /// Rebuilds what is derived from `attrs`: the index (for large
+    /// contexts) and the position of the targeting key.
     fn reindex(&mut self) {
         if self.attrs.len() <= SCAN_LIMIT {
             self.index = None;
-            return;
+        } else {
+            let attrs = &self.attrs;
+            let mut index = HashTable::with_capacity(attrs.len());
+            for (i, a) in attrs.iter().enumerate() {
+                index.insert_unique(a.hash, i as u32, |&j| attrs[j as usize].hash);
+            }
+            self.index = Some(index);
         }
-        let attrs = &self.attrs;
-        let mut index = HashTable::with_capacity(attrs.len());
-        for (i, a) in attrs.iter().enumerate() {
-            index.insert_unique(a.hash, i as u32, |&j| attrs[j as usize].hash);
-        }
-        self.index = Some(index);
+        self.targeting = self
+            .find(name_hash(TARGETING_KEY), TARGETING_KEY)
+            .filter(|&i| self.attrs[i].value.is_string())
+            .map(|i| i as u32);
     }
 
     /// The position of attribute `name` with hash `hash`.
@@ -163,9 +167,7 @@ impl Context {
 
     /// Sets the targeting key.
     pub fn with_targeting_key(mut self, key: impl Into<String>) -> Self {
-        let key = key.into();
-        self.targeting_key = Some(key.as_str().into());
-        self.insert(TARGETING_KEY.to_owned(), Value::String(key));
+        self.insert(TARGETING_KEY.to_owned(), Value::String(key.into()));
         self
     }
 
@@ -174,13 +176,10 @@ impl Context {
     pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         let name = name.into();
         let value = value.into();
-        if name == TARGETING_KEY {
-            self.targeting_key = value.as_str().map(Into::into);
-            if self.targeting_key.is_none() {
-                self.attrs.retain(|a| &*a.name != TARGETING_KEY);
-                self.reindex();
-                return self;
-            }
+        if name == TARGETING_KEY && !value.is_string() {
+            self.attrs.retain(|a| &*a.name != TARGETING_KEY);
+            self.reindex();
+            return self;
         }
         self.insert(name, value);
         self
@@ -195,7 +194,8 @@ impl Context {
     /// The targeting key, if any.
     #[inline]
     pub fn targeting_key(&self) -> Option<&str> {
-        self.targeting_key.as_deref()
+        let i = self.targeting? as usize;
+        self.attrs.get(i).and_then(|a| a.value.as_str())
     }
 
     /// The evaluation time, if the caller stamped one.
@@ -313,16 +313,12 @@ impl<'de> serde::Deserialize<'de> for Context {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
                 let mut attrs: Vec<Attr> = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                let mut targeting_key = None;
                 while let Some(name) = map.next_key::<String>()? {
                     let value: Value = map.next_value()?;
-                    if name == TARGETING_KEY {
+                    if name == TARGETING_KEY && !value.is_string() {
                         // Not a string: treated as absent, as flagd does.
-                        targeting_key = value.as_str().map(Into::into);
-                        if targeting_key.is_none() {
-                            attrs.retain(|a| &*a.name != TARGETING_KEY);
-                            continue;
-                        }
+                        attrs.retain(|a| &*a.name != TARGETING_KEY);
+                        continue;
                     }
                     attrs.push(Attr {
                         hash: name_hash(&name),
@@ -333,7 +329,7 @@ impl<'de> serde::Deserialize<'de> for Context {
                 let mut ctx = Context {
                     attrs: last_of_each(attrs),
                     index: None,
-                    targeting_key,
+                    targeting: None,
                     timestamp: None,
                 };
                 ctx.reindex();
@@ -348,6 +344,17 @@ impl<'de> serde::Deserialize<'de> for Context {
 /// Keeps the last occurrence of each name (a JSON object may repeat a key;
 /// the last one wins, as in `serde_json::Value`), in linear time.
 fn last_of_each(attrs: Vec<Attr>) -> Vec<Attr> {
+    // Small contexts (the common case): compare hashes pairwise, allocate
+    // nothing when no name repeats.
+    if attrs.len() <= SCAN_LIMIT {
+        let repeats = attrs
+            .iter()
+            .enumerate()
+            .any(|(i, a)| attrs[i + 1..].iter().any(|b| b.hash == a.hash));
+        if !repeats {
+            return attrs;
+        }
+    }
     let mut seen: rustc_hash::FxHashSet<(u64, &str)> = rustc_hash::FxHashSet::default();
     let keep: Vec<bool> = attrs
         .iter()
