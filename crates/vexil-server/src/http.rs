@@ -185,7 +185,9 @@ pub(crate) async fn serve(
 /// unread data (a TCP reset) does not destroy the answer on its way.
 fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
     const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 111\r\n\r\n{\"code\":\"too_many_connections\",\"message\":\"the server has reached its limit of open connections; retry shortly\"}";
-    let _ = stream.try_write(ANSWER);
+    // Without a slot: one attempt, no waiting (the socket may not even be
+    // known writable yet).
+    let written = stream.try_write(ANSWER).unwrap_or(0);
     let Ok(slot) = refusing.clone().try_acquire_owned() else {
         return;
     };
@@ -193,6 +195,8 @@ fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
         use tokio::io::AsyncWriteExt as _;
         let _slot = slot;
         let mut stream = stream;
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&ANSWER[written..]))
+            .await;
         let _ = stream.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut sink = [0u8; 1024];
