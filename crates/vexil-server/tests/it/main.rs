@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod cli;
 mod client;
+mod content_type;
 mod durability;
 mod file_mode;
 mod ofrep;
