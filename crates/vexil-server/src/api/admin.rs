@@ -739,7 +739,7 @@ async fn create_key(
             ),
         )
     })?;
-    if body.name.trim().is_empty() || body.name.len() > 100 {
+    if body.name.trim().is_empty() || body.name.chars().count() > 100 {
         return Err(ApiError::bad_request(
             "invalid_name",
             "key name must be 1 to 100 characters",

@@ -168,6 +168,12 @@ where
             return Err(unsupported_media_type(&refused, "application/json"));
         }
         let bytes = body_bytes(req, state).await?;
+        if !is_json_object(&bytes) {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "request body must be a JSON object",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -234,6 +240,13 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         ApiError::new(r.status(), "invalid_json", r.body_text())
     }
+}
+
+/// Whether a body holds a JSON object (or starts like one: the parser
+/// reports the rest). serde reads a struct from an array too, by field
+/// position, so `["p"]` would otherwise create project `p`.
+pub(crate) fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The media type of a request body, lowercased and without parameters

@@ -193,6 +193,8 @@ struct EvalRequest {
 fn context_of(body: &[u8]) -> Result<Context, String> {
     let ctx = if body.iter().all(u8::is_ascii_whitespace) {
         Context::new()
+    } else if !crate::api::error::is_json_object(body) {
+        return Err("request body must be a JSON object".to_owned());
     } else {
         let req: EvalRequest = serde_json::from_slice(body)
             .map_err(|e| format!("request body is not valid JSON: {e}"))?;
@@ -611,6 +613,14 @@ async fn native_evaluate(
             flags: None,
             min_version: None,
         }
+    } else if !crate::api::error::is_json_object(&body) {
+        let mut resp = crate::api::error::ApiError::bad_request(
+            "invalid_request",
+            "request body must be a JSON object",
+        )
+        .into_response();
+        cors(&headers, &mut resp);
+        return resp;
     } else {
         match serde_json::from_slice(&body) {
             Ok(r) => r,

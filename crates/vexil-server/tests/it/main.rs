@@ -11,5 +11,6 @@ mod file_mode;
 mod ofrep;
 mod openapi;
 mod providers;
+mod schemathesis;
 mod stream;
 mod support;

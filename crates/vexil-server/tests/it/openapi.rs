@@ -2,9 +2,9 @@
 //! else.
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::Server;
+use crate::support::{ENV, Server};
 
 /// Fills path parameters with values that exist after start-up.
 fn concrete(template: &str) -> String {
@@ -91,4 +91,158 @@ async fn openapi_matches_the_router() {
         "routed but not documented:\n{}",
         undocumented.join("\n")
     );
+}
+
+/// Found by schemathesis (issue 13, item 5): serde reads a struct from a
+/// JSON array by field position, so `["p", "P"]` created project `p` and
+/// `[]` was an empty OFREP context. Bodies must be JSON objects.
+#[tokio::test]
+async fn json_arrays_are_not_accepted_as_objects() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = crate::ofrep::setup(&s).await;
+    let (st, _, body) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&json!(["p", "P"])),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json")),
+        "{body}"
+    );
+    let (st, _, _) = s.admin(Method::GET, "/api/v1/projects/p", None, &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "nothing was created");
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/by-position"),
+            Some(&json!(["", [], null, "temporary", {"on": true}])),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    for (path, key) in [
+        ("/ofrep/v1/evaluate/flags", &client),
+        ("/ofrep/v1/evaluate/flags/checkout", &client),
+        ("/api/v1/evaluate", &server),
+    ] {
+        let (st, _, body) = s
+            .call(Method::POST, path, Some(key), Some(&json!([])), &[])
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{path}: {body}");
+    }
+}
+
+/// Found by schemathesis (issue 13, item 5): a key name of 100 characters
+/// was refused as longer than 100 when it had more than 100 bytes.
+#[tokio::test]
+async fn key_names_are_limited_in_characters_not_bytes() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    for (name, status) in [
+        ("é".repeat(100), StatusCode::CREATED),
+        ("é".repeat(101), StatusCode::BAD_REQUEST),
+    ] {
+        let (st, _, body) = s
+            .admin(
+                Method::POST,
+                "/api/v1/keys",
+                Some(&json!({"name": name, "scope": "admin"})),
+                &[],
+            )
+            .await;
+        assert_eq!(st, status, "{body}");
+    }
+}
+
+/// Follows a local `$ref` (`#/components/...`) once.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => doc.pointer(pointer).unwrap_or(&Value::Null),
+        None => v,
+    }
+}
+
+/// The document states what every operation can answer (issue 13, item 5):
+/// a schema for every answer with a body, the route family's error format,
+/// 503 on every admin route (they all read the key from the store), 404
+/// wherever a path names something, and the body refusals wherever there
+/// is a body.
+#[tokio::test]
+async fn openapi_documents_every_answer_with_its_schema() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let doc: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin_error = "#/components/schemas/Error";
+    let data_plane_error = "#/components/schemas/DataPlaneError";
+    let mut missing = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let at = format!("{} {path}", method.to_uppercase());
+            let responses = op["responses"].as_object().unwrap();
+            for (status, r) in responses {
+                let r = resolve(&doc, r);
+                if !matches!(status.as_str(), "204" | "304")
+                    && r["content"]
+                        .as_object()
+                        .is_none_or(|c| c.values().any(|m| m["schema"].is_null()))
+                {
+                    missing.push(format!("{at}: {status} has no schema"));
+                }
+            }
+            let has = |status: &str| responses.contains_key(status);
+            let error_schema = |status: &str| {
+                responses.get(status).map(|r| {
+                    resolve(&doc, r)["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+            };
+            let tag = op["tags"][0].as_str().unwrap_or("");
+            let expected: Vec<&str> = match tag {
+                "admin" => vec!["400", "401", "403", "429", "503"],
+                "evaluation" => vec!["401", "403", "429", "503"],
+                _ => vec![],
+            };
+            for status in expected {
+                if !has(status) {
+                    missing.push(format!("{at}: no {status}"));
+                }
+            }
+            for status in ["401", "403", "429"] {
+                let want = if tag == "admin" {
+                    admin_error
+                } else {
+                    data_plane_error
+                };
+                if tag != "operations" && error_schema(status).as_deref() != Some(want) {
+                    missing.push(format!("{at}: {status} is not {want}"));
+                }
+            }
+            if tag == "admin" && path.contains('{') && !has("404") {
+                missing.push(format!("{at}: no 404"));
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["413", "415"] {
+                    if !has(status) {
+                        missing.push(format!("{at}: a body but no {status}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
