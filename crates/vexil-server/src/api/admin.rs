@@ -441,14 +441,28 @@ async fn audit(
 ) -> AppResult<Json<Value>> {
     let env = admin_env(st, who, &p, &e).await?;
     let Query(params) = params?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let after_version = params.after.unwrap_or(0);
+    if after_version < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after must be a version, 0 or more",
+        ));
+    }
     let changes = st
         .store
         .changes(
             env.id,
             &ChangeFilter {
                 item,
-                after_version: params.after.unwrap_or(0),
-                limit: params.limit.unwrap_or(100).clamp(1, 1000),
+                after_version,
+                limit,
             },
         )
         .await?;

@@ -336,6 +336,11 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         Ok(env) => env,
         Err(resp) => return *resp,
     };
+    // An invalid request is refused even when `If-None-Match` would match.
+    let ctx = match context_of(body) {
+        Ok(c) => c,
+        Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
+    };
     let etag = bulk_etag(env.env.version, body);
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
     if if_none_match(headers, &etag) {
@@ -344,10 +349,6 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         resp.headers_mut().insert(header::ETAG, etag_value);
         return resp;
     }
-    let ctx = match context_of(body) {
-        Ok(c) => c,
-        Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
-    };
     let evals = env.snapshot.evaluate_all(&ctx);
     let mut reasons: Vec<(&'static str, u64)> = Vec::with_capacity(6);
     for e in &evals {

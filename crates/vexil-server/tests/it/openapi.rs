@@ -246,3 +246,58 @@ async fn openapi_documents_every_answer_with_its_schema() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// Found by schemathesis (issue 13, item 5): with `If-None-Match: *` the
+/// bulk OFREP route answered 304 to a body whose context is not an object.
+#[tokio::test]
+async fn an_invalid_bulk_request_is_refused_even_when_if_none_match_matches() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (_, client) = crate::ofrep::setup(&s).await;
+    let (st, _, body) = s
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&client),
+            Some(&json!({"context": 10})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorCode"], "INVALID_CONTEXT");
+    let (st, _, _) = s
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags",
+            Some(&client),
+            Some(&json!({"context": {}})),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_MODIFIED);
+}
+
+/// Found by schemathesis (issue 13, item 5): the audit routes clamped
+/// `limit` and took a negative `after` instead of refusing them, as the
+/// list routes refuse a `limit` out of range.
+#[tokio::test]
+async fn audit_refuses_limit_and_after_out_of_range() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    for q in ["limit=0", "limit=1001", "after=-1"] {
+        let (st, _, body) = s
+            .admin(Method::GET, &format!("{ENV}/audit?{q}"), None, &[])
+            .await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_query")),
+            "{q}: {body}"
+        );
+    }
+    for q in ["limit=1", "limit=1000", "after=0"] {
+        let (st, _, body) = s
+            .admin(Method::GET, &format!("{ENV}/audit?{q}"), None, &[])
+            .await;
+        assert_eq!(st, StatusCode::OK, "{q}: {body}");
+    }
+}
