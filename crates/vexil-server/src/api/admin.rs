@@ -305,8 +305,15 @@ fn if_match(headers: &HeaderMap) -> AppResult<Option<Option<i64>>> {
     if text == "*" {
         return Ok(Some(None));
     }
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>().map(|n| Some(Some(n))).map_err(|_| {
+    // An entity tag is quoted (RFC 9110): `"12"` or `W/"12"`.
+    let version = text
+        .strip_prefix("W/")
+        .unwrap_or(text)
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|t| t.parse::<i64>().ok());
+    version.map(|n| Some(Some(n))).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_header",
             format!("If-Match must be a version ETag such as \"12\", got `{text}`"),
@@ -355,9 +362,16 @@ async fn put_item<T: DeserializeOwned + serde::Serialize>(
     body: T,
 ) -> AppResult<Response> {
     let env = admin_env(st, who, &p, &e).await?;
-    let create = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == b"*");
+    let create = match headers.get(header::IF_NONE_MATCH) {
+        None => false,
+        Some(v) if v.as_bytes() == b"*" => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                "If-None-Match must be `*` (create only if it does not exist)",
+            ));
+        }
+    };
     let precondition = if_match(headers)?;
     if !create && precondition.is_none() {
         return Err(ApiError::new(

@@ -301,3 +301,56 @@ async fn audit_refuses_limit_and_after_out_of_range() {
         assert_eq!(st, StatusCode::OK, "{q}: {body}");
     }
 }
+
+/// The documented `If-Match` (`*`, `"12"`, `W/"12"`) and `If-None-Match`
+/// (`*`) formats are the only ones taken (issue 13, item 5): a bare `5`
+/// deleted the flag at version 5, and `If-None-Match: x` with `If-Match`
+/// replaced it.
+#[tokio::test]
+async fn preconditions_outside_the_documented_formats_are_refused() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let flag = format!("{ENV}/flags/pre");
+    let def = crate::support::flag_def(true);
+    let (_, headers, _) = s
+        .admin(Method::PUT, &flag, Some(&def), &[("if-none-match", "*")])
+        .await;
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let bare = etag.trim_matches('"').to_owned();
+    for (name, value) in [
+        ("if-match", bare.as_str()),
+        ("if-match", "\"\""),
+        ("if-match", "\"-1\""),
+        ("if-match", "\"\"5\"\""),
+    ] {
+        let (st, _, body) = s.admin(Method::DELETE, &flag, None, &[(name, value)]).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_header")),
+            "{name}: {value}: {body}"
+        );
+    }
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &flag,
+            Some(&def),
+            &[("if-match", etag.as_str()), ("if-none-match", "x")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let weak = format!("W/{etag}");
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &flag,
+            Some(&def),
+            &[("if-match", weak.as_str())],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, _, body) = s
+        .admin(Method::DELETE, &flag, None, &[("if-match", "*")])
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+}
