@@ -297,7 +297,7 @@ fn find<'a>(items: &'a [Item], kind: ItemKind, key: &str) -> AppResult<&'a Item>
 }
 
 /// The version an `If-Match` header names: `Some(None)` for `*`.
-fn if_match(headers: &HeaderMap) -> AppResult<Option<Option<i64>>> {
+fn if_match<'a>(headers: &'a HeaderMap) -> AppResult<Option<Option<i64>>> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -305,14 +305,15 @@ fn if_match(headers: &HeaderMap) -> AppResult<Option<Option<i64>>> {
     if text == "*" {
         return Ok(Some(None));
     }
-    // An entity tag is quoted (RFC 9110): `"12"` or `W/"12"`.
-    let version = text
-        .strip_prefix("W/")
-        .unwrap_or(text)
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|t| t.parse::<i64>().ok());
+    // An entity tag is quoted (RFC 9110): `"12"` or `W/"12"`; the bare
+    // version `12` is taken too.
+    let quoted = |t: &'a str| t.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    let version = match text.strip_prefix("W/") {
+        Some(weak) => quoted(weak),
+        None => quoted(text).or(Some(text)),
+    }
+    .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+    .and_then(|t| t.parse::<i64>().ok());
     version.map(|n| Some(Some(n))).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_header",

@@ -588,8 +588,22 @@ struct NativeRequest {
     #[serde(default)]
     flags: Option<Vec<String>>,
     /// Read-your-writes: the version a caller has just written.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     min_version: Option<i64>,
+}
+
+/// A JSON integer, also when written with a zero fraction (`161.0`): JSON
+/// has one number type.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
 }
 
 /// `POST /api/v1/evaluate`: all flags, or a listed set, for one context,
