@@ -595,7 +595,9 @@ struct NativeRequest {
 /// A JSON integer, also when written with a zero fraction (`161.0`): JSON
 /// has one number type.
 fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
     n.as_i64()
         .or_else(|| {
             n.as_f64()

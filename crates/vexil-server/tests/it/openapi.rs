@@ -400,3 +400,35 @@ async fn min_version_may_be_written_with_a_zero_fraction() {
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// Found by schemathesis (issue 13, item 5): `"name": null` was accepted
+/// while the document said a string. Optional fields take null as absent,
+/// as the document now says; this keeps the server to it.
+#[tokio::test]
+async fn null_optional_fields_are_absent() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = crate::ofrep::setup(&s).await;
+    let (st, _, body) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&json!({"key": "nulls", "name": null})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (st, body["name"].as_str()),
+        (StatusCode::CREATED, Some("nulls"))
+    );
+    let (st, _, body) = s
+        .call(
+            Method::POST,
+            "/api/v1/evaluate",
+            Some(&server),
+            Some(&json!({"minVersion": null, "flags": null})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+}
