@@ -78,6 +78,33 @@ fn check_key(what: &str, key: &str) -> AppResult<()> {
     }
 }
 
+/// Longest project, environment or API key name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// Names of projects, environments and API keys: 1 to 100 characters, not
+/// blank, no control characters (the same on every backend).
+fn check_name(what: &str, name: &str) -> AppResult<()> {
+    let problem = if name.trim().is_empty() {
+        Some("must not be empty or blank".to_owned())
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Some(format!(
+            "is {} characters long; the limit is {MAX_NAME_CHARS}",
+            name.chars().count()
+        ))
+    } else {
+        name.chars()
+            .find(|c| c.is_control())
+            .map(|c| format!("contains the control character U+{:04X}", c as u32))
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(ApiError::bad_request(
+            "invalid_name",
+            format!("{what} name {p}"),
+        )),
+    }
+}
+
 fn project_json(p: &Project) -> Value {
     json!({"key": p.key, "name": p.name, "createdAt": p.created_at})
 }
@@ -137,6 +164,7 @@ async fn create_project(
     who.require_global_admin()?;
     check_key("project", &body.key)?;
     let name = body.name.unwrap_or_else(|| body.key.clone());
+    check_name("project", &name)?;
     let p = st.store.create_project(&body.key, &name, now_ms()).await?;
     Ok((StatusCode::CREATED, Json(project_json(&p))).into_response())
 }
@@ -181,6 +209,7 @@ async fn create_env(
     who.require_admin(Some(&p))?;
     check_key("environment", &body.key)?;
     let name = body.name.unwrap_or_else(|| body.key.clone());
+    check_name("environment", &name)?;
     let env = st
         .store
         .create_environment(p.id, &body.key, &name, now_ms())
@@ -768,12 +797,7 @@ async fn create_key(
             ),
         )
     })?;
-    if body.name.trim().is_empty() || body.name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "key name must be 1 to 100 characters",
-        ));
-    }
+    check_name("key", &body.name)?;
     let project = match &body.project {
         Some(key) => Some(st.store.project(key).await?),
         None => None,
