@@ -922,6 +922,14 @@ async fn import(
 ) -> AppResult<Json<Value>> {
     let env = admin_env(&st, &who, &p, &e).await?;
     let Query(params) = params?;
+    // A forgotten body is not an empty document (with `mode=replace` it
+    // would delete everything); `{}` is one.
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body is empty: send a native or flagd document (`{}` is an empty one)",
+        ));
+    }
     let doc = vexil_engine::parse(&text, vexil_engine::Format::Auto)
         .map_err(|e| ApiError::invalid(e.problems()))?
         .into_native()

@@ -432,3 +432,36 @@ async fn null_optional_fields_are_absent() {
         .await;
     assert_eq!(st, StatusCode::OK, "{body}");
 }
+
+/// Found by schemathesis (issue 13, item 5): an import without a body (the
+/// document says it is required) was an empty document, and with
+/// `mode=replace` deleted every flag.
+#[tokio::test]
+async fn an_import_without_a_body_is_refused() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let flag = format!("{ENV}/flags/kept");
+    let (st, _, _) = s
+        .admin(
+            Method::PUT,
+            &flag,
+            Some(&crate::support::flag_def(true)),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let import = format!("{ENV}/import?mode=replace");
+    for body in ["", " \n"] {
+        let (st, resp) = s.raw(Method::POST, &import, body.into(), &[]).await;
+        assert_eq!(
+            (st, resp["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_body")),
+            "{resp}"
+        );
+    }
+    let (st, _, _) = s.admin(Method::GET, &flag, None, &[]).await;
+    assert_eq!(st, StatusCode::OK, "the flag is still there");
+    let (st, resp) = s.raw(Method::POST, &import, b"{}".to_vec(), &[]).await;
+    assert_eq!(st, StatusCode::OK, "{resp}");
+    assert_eq!(resp["flags"]["deleted"], json!(["kept"]));
+}
