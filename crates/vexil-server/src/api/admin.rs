@@ -326,7 +326,7 @@ fn find<'a>(items: &'a [Item], kind: ItemKind, key: &str) -> AppResult<&'a Item>
 }
 
 /// The version an `If-Match` header names: `Some(None)` for `*`.
-fn if_match(headers: &HeaderMap) -> AppResult<Option<Option<i64>>> {
+fn if_match<'a>(headers: &'a HeaderMap) -> AppResult<Option<Option<i64>>> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -334,8 +334,16 @@ fn if_match(headers: &HeaderMap) -> AppResult<Option<Option<i64>>> {
     if text == "*" {
         return Ok(Some(None));
     }
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<i64>().map(|n| Some(Some(n))).map_err(|_| {
+    // An entity tag is quoted (RFC 9110): `"12"` or `W/"12"`; the bare
+    // version `12` is taken too.
+    let quoted = |t: &'a str| t.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    let version = match text.strip_prefix("W/") {
+        Some(weak) => quoted(weak),
+        None => quoted(text).or(Some(text)),
+    }
+    .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+    .and_then(|t| t.parse::<i64>().ok());
+    version.map(|n| Some(Some(n))).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_header",
             format!("If-Match must be a version ETag such as \"12\", got `{text}`"),
@@ -384,9 +392,16 @@ async fn put_item<T: DeserializeOwned + serde::Serialize>(
     body: T,
 ) -> AppResult<Response> {
     let env = admin_env(st, who, &p, &e).await?;
-    let create = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == b"*");
+    let create = match headers.get(header::IF_NONE_MATCH) {
+        None => false,
+        Some(v) if v.as_bytes() == b"*" => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                "If-None-Match must be `*` (create only if it does not exist)",
+            ));
+        }
+    };
     let precondition = if_match(headers)?;
     if !create && precondition.is_none() {
         return Err(ApiError::new(
@@ -470,14 +485,28 @@ async fn audit(
 ) -> AppResult<Json<Value>> {
     let env = admin_env(st, who, &p, &e).await?;
     let Query(params) = params?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let after_version = params.after.unwrap_or(0);
+    if after_version < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "after must be a version, 0 or more",
+        ));
+    }
     let changes = st
         .store
         .changes(
             env.id,
             &ChangeFilter {
                 item,
-                after_version: params.after.unwrap_or(0),
-                limit: params.limit.unwrap_or(100).clamp(1, 1000),
+                after_version,
+                limit,
             },
         )
         .await?;
@@ -893,6 +922,14 @@ async fn import(
 ) -> AppResult<Json<Value>> {
     let env = admin_env(&st, &who, &p, &e).await?;
     let Query(params) = params?;
+    // A forgotten body is not an empty document (with `mode=replace` it
+    // would delete everything); `{}` is one.
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body is empty: send a native or flagd document (`{}` is an empty one)",
+        ));
+    }
     let doc = vexil_engine::parse(&text, vexil_engine::Format::Auto)
         .map_err(|e| ApiError::invalid(e.problems()))?
         .into_native()

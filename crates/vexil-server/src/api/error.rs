@@ -1,10 +1,13 @@
 //! `ApiError`, the only `IntoResponse` error: a status and a stable
-//! `{code, message}` body (plus `problems` for invalid documents), and
-//! `ApiJson`, the JSON extractor whose rejections use the same format.
+//! `{code, message}` body (plus `problems` for invalid documents);
+//! `ApiJson` and `ApiText`, the body extractors whose rejections use the
+//! same format; and the media-type rules and the JSON form of the data
+//! plane's errors (`{errorCode, errorDetails}`).
 
+use axum::body::HttpBody;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -171,7 +174,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(refused) = refused_media_type(&req, is_json) {
+            return Err(unsupported_media_type(&refused, "application/json"));
+        }
         let bytes = body_bytes(req, state).await?;
+        if !is_json_object(&bytes) {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "request body must be a JSON object",
+            ));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -220,6 +232,12 @@ impl<S: Send + Sync> FromRequest<S> for ApiText {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(refused) = refused_media_type(&req, |t| is_json(t) || is_yaml(t)) {
+            return Err(unsupported_media_type(
+                &refused,
+                "application/json, application/yaml or text/yaml",
+            ));
+        }
         let bytes = body_bytes(req, state).await?;
         String::from_utf8(bytes.to_vec())
             .map(ApiText)
@@ -231,5 +249,167 @@ impl<S: Send + Sync> FromRequest<S> for ApiText {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         ApiError::new(r.status(), "invalid_json", r.body_text())
+    }
+}
+
+/// Whether a body holds a JSON object (or starts like one: the parser
+/// reports the rest). serde reads a struct from an array too, by field
+/// position, so `["p"]` would otherwise create project `p`.
+pub(crate) fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The media type of a request body, lowercased and without parameters
+/// (`application/json; charset=utf-8` is `application/json`); `None`
+/// without a `Content-Type` header.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(v.as_bytes());
+    let essence = text.split(';').next().unwrap_or("").trim();
+    Some(essence.to_ascii_lowercase())
+}
+
+/// `application/json`, or a `+json` type such as `application/ld+json`.
+pub(crate) fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || media_type
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// The YAML media types in use (`application/yaml` is the registered one).
+pub(crate) fn is_yaml(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+    )
+}
+
+/// The media type of a request whose non-empty body is labelled with a
+/// type `accepted` refuses. A body without `Content-Type` is read as the
+/// route's format (clients that do not label their bodies keep working);
+/// a request without a body is never refused for its label.
+pub(crate) fn refused_media_type(req: &Request, accepted: impl Fn(&str) -> bool) -> Option<String> {
+    if req.body().size_hint().exact() == Some(0) {
+        return None;
+    }
+    media_type(req.headers()).filter(|t| !accepted(t))
+}
+
+/// The admin API's 415.
+fn unsupported_media_type(got: &str, want: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("request body must be {want}, not `{got}`"),
+    )
+}
+
+/// The error body of the data plane (OFREP and the native evaluation,
+/// snapshot and stream routes): `{errorCode, errorDetails}`.
+pub(crate) fn data_plane_error(status: StatusCode, code: &str, details: &str) -> Response {
+    let body = json!({"errorCode": code, "errorDetails": details});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Which error format a route answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// `{code, message}`: the admin API, health, metrics, unknown routes.
+    Admin,
+    /// `{errorCode, errorDetails}`: OFREP and the other evaluation and
+    /// delivery routes.
+    DataPlane,
+}
+
+impl Family {
+    /// The family of a request path.
+    pub(crate) fn of(path: &str) -> Family {
+        if path.starts_with("/ofrep/")
+            || matches!(
+                path,
+                "/api/v1/snapshot" | "/api/v1/stream" | "/api/v1/evaluate"
+            )
+        {
+            Family::DataPlane
+        } else {
+            Family::Admin
+        }
+    }
+
+    /// An error answer in this family's format.
+    pub(crate) fn error(self, status: StatusCode, code: &'static str, message: &str) -> Response {
+        match self {
+            Family::Admin => ApiError::new(status, code, message).into_response(),
+            Family::DataPlane => data_plane_error(status, "GENERAL", message),
+        }
+    }
+}
+
+/// An error answer whose body is not JSON.
+pub(crate) fn is_plain_error(resp: &Response) -> bool {
+    let status = resp.status();
+    (status.is_client_error() || status.is_server_error())
+        && !media_type(resp.headers()).is_some_and(|t| is_json(&t))
+}
+
+/// Replaces an error answer that is not JSON (axum's own rejections: a bad
+/// path parameter's 400, the body limit's 413, 405 with an empty body)
+/// with the family's JSON error, keeping the status and headers such as
+/// `Allow`.
+pub(crate) async fn json_error(family: Family, resp: Response) -> Response {
+    let status = resp.status();
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "request body is larger than the configured limit".to_owned(),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            match parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(allow) => format!("method not allowed here; allowed: {allow}"),
+                None => "method not allowed here".to_owned(),
+            },
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_owned()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "unsupported request media type".to_owned(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            ("timeout", "the request took too long to arrive".to_owned())
+        }
+        s if s.is_server_error() => ("internal", "internal error".to_owned()),
+        StatusCode::BAD_REQUEST if text.starts_with("Invalid URL") => {
+            ("invalid_path", lowercase_first(text.trim()))
+        }
+        _ => ("invalid_request", lowercase_first(text.trim())),
+    };
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        message
+    };
+    let fresh = family.error(status, code, &message);
+    let (fresh_parts, fresh_body) = fresh.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &fresh_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, fresh_body)
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

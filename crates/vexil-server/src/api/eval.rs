@@ -206,6 +206,8 @@ struct EvalRequest {
 fn context_of(body: &[u8]) -> Result<Context, String> {
     let ctx = if body.iter().all(u8::is_ascii_whitespace) {
         Context::new()
+    } else if !crate::api::error::is_json_object(body) {
+        return Err("request body must be a JSON object".to_owned());
     } else {
         let req: EvalRequest = serde_json::from_slice(body).map_err(|e| {
             match vexil_engine::ContextError::from(e) {
@@ -355,6 +357,11 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         Ok(c) => (c.env, c.scope),
         Err(resp) => return *resp,
     };
+    // An invalid request is refused even when `If-None-Match` would match.
+    let ctx = match context_of(body) {
+        Ok(c) => c,
+        Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
+    };
     let etag = bulk_etag(env.env.version, body);
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
     if if_none_match(headers, &etag) {
@@ -363,10 +370,6 @@ fn ofrep_bulk_inner(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Response
         resp.headers_mut().insert(header::ETAG, etag_value);
         return resp;
     }
-    let ctx = match context_of(body) {
-        Ok(c) => c,
-        Err(msg) => return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", &msg),
-    };
     let evals = env.snapshot.evaluate_all(&ctx);
     env.evaluations.add_all(&evals);
     #[derive(Serialize)]
@@ -608,8 +611,24 @@ struct NativeRequest {
     #[serde(default)]
     flags: Option<Vec<String>>,
     /// Read-your-writes: the version a caller has just written.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     min_version: Option<i64>,
+}
+
+/// A JSON integer, also when written with a zero fraction (`161.0`): JSON
+/// has one number type.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
 }
 
 /// `POST /api/v1/evaluate`: all flags, or a listed set, for one context,
@@ -644,6 +663,14 @@ async fn native_evaluate_inner(st: &Arc<AppState>, headers: &HeaderMap, body: &[
             flags: None,
             min_version: None,
         }
+    } else if !crate::api::error::is_json_object(&body) {
+        let mut resp = crate::api::error::ApiError::bad_request(
+            "invalid_request",
+            "request body must be a JSON object",
+        )
+        .into_response();
+        cors(&headers, &mut resp);
+        return resp;
     } else {
         match serde_json::from_slice(body) {
             Ok(r) => r,

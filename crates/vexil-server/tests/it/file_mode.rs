@@ -258,6 +258,7 @@ fn evaluation_keys_are_checked_at_start() {
 #[tokio::test]
 async fn a_changed_file_is_announced_to_subscribers() {
     let (s, file, _dir) = file_server(&[]);
+    s.wait_ready().await;
     let mut stream = crate::stream::open(&s, SERVER_KEY, None).await;
     let first = stream.next().await;
     assert_eq!((first.event.as_str(), first.id), ("snapshot", 1));
