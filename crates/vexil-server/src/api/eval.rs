@@ -663,13 +663,13 @@ async fn native_evaluate_inner(st: &Arc<AppState>, headers: &HeaderMap, body: &[
             flags: None,
             min_version: None,
         }
-    } else if !crate::api::error::is_json_object(&body) {
+    } else if !crate::api::error::is_json_object(body) {
         let mut resp = crate::api::error::ApiError::bad_request(
             "invalid_request",
             "request body must be a JSON object",
         )
         .into_response();
-        cors(&headers, &mut resp);
+        cors(headers, &mut resp);
         return resp;
     } else {
         match serde_json::from_slice(body) {
