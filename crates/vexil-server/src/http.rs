@@ -361,7 +361,6 @@ impl hyper::service::Service<Request<Incoming>> for Bounded {
 
 impl Bounded {
     async fn handle(self, req: Request<Incoming>) -> Response<Body> {
-        use tower_service::Service as _;
         let (parts, body) = req.into_parts();
         let body = if hyper::body::Body::is_end_stream(&body) {
             Body::empty()
@@ -371,11 +370,7 @@ impl Bounded {
                 Err(resp) => return resp,
             }
         };
-        let mut app = self.app;
-        match app.call(Request::from_parts(parts, body)).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        }
+        crate::api::serve_request(self.app, Request::from_parts(parts, body)).await
     }
 
     async fn read_body(
@@ -411,8 +406,8 @@ impl Bounded {
             return Err(too_large());
         }
         let limited = http_body_util::Limited::new(body, max);
-        match tokio::time::timeout_at(deadline, limited.collect()).await {
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        match tokio::time::timeout_at(deadline, read_all(limited)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Ok(Err(e)) => Err(refusal(
                 parts.uri.path(),
@@ -436,16 +431,39 @@ impl Bounded {
     }
 }
 
-/// Whether a path belongs to the data plane, whose errors are OFREP-shaped
-/// (`{errorCode, errorDetails}`) rather than the admin API's `{code, message}`.
-pub(crate) fn is_data_plane(path: &str) -> bool {
-    path.starts_with("/ofrep/") || matches!(path, "/api/v1/snapshot" | "/api/v1/stream")
+/// Reads a whole body. Most request bodies arrive in one frame: that frame
+/// is the answer, without copying or collecting.
+async fn read_all(
+    mut body: http_body_util::Limited<Incoming>,
+) -> Result<axum::body::Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    let mut first: Option<axum::body::Bytes> = None;
+    let mut more: Option<Vec<u8>> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match (&first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut all = Vec::with_capacity(f.len() + data.len());
+                all.extend_from_slice(f);
+                all.extend_from_slice(&data);
+                more = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(match (more, first) {
+        (Some(all), _) => all.into(),
+        (None, Some(f)) => f,
+        (None, None) => axum::body::Bytes::new(),
+    })
 }
 
 /// A refusal before the application saw the request, in the route
 /// family's error format, closing the connection.
 fn refusal(path: &str, status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = if is_data_plane(path) {
+    let body = if crate::api::error::Family::of(path) == crate::api::error::Family::DataPlane {
         serde_json::json!({"errorCode": "GENERAL", "errorDetails": message})
     } else {
         serde_json::json!({"code": code, "message": message})

@@ -293,6 +293,15 @@ pub(crate) fn refused_media_type(req: &Request, accepted: impl Fn(&str) -> bool)
     if req.body().size_hint().exact() == Some(0) {
         return None;
     }
+    // The common case without allocating: exactly `application/json`.
+    if req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
+        && accepted("application/json")
+    {
+        return None;
+    }
     media_type(req.headers()).filter(|t| !accepted(t))
 }
 

@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,16 +37,18 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .merge(eval::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 
-/// Every error answer is JSON in its route family's format (issue 13,
-/// item 9): a data-plane body labelled with a non-JSON type is refused
-/// with 415 here (admin routes refuse it in their body extractors, after
-/// authentication), and axum's plain-text or empty rejections are
-/// rewritten.
-async fn json_errors(req: Request, next: Next) -> Response {
+/// Runs a request through the application so that every error answer is
+/// JSON in its route family's format (issue 13, item 9): a data-plane body
+/// labelled with a non-JSON type is refused with 415 here (admin routes
+/// refuse it in their body extractors, after authentication), and axum's
+/// plain-text or empty rejections are rewritten. Called by the accept loop
+/// for every request (a function, not a middleware layer: no extra boxed
+/// future per request).
+pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
+    use tower_service::Service as _;
     let family = Family::of(req.uri().path());
     let origin = req.headers().contains_key(header::ORIGIN);
     let mut resp = match refused_media_type(&req, is_json) {
@@ -57,7 +58,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
             &format!("request body must be application/json, not `{t}`"),
         ),
         _ => {
-            let resp = next.run(req).await;
+            let resp = match app.call(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
             if !is_plain_error(&resp) {
                 return resp;
             }
