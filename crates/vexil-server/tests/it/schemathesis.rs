@@ -76,44 +76,48 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         eprintln!("skipping: no schemathesis at {}", st.display());
         return;
     }
-    let (data, _dir) = crate::support::sqlite();
-    let s = Server::start(&data);
-    let (server_key, client_key) = setup(&s).await;
-    let work = tempfile::tempdir().unwrap();
-    let config = root().join("crates/vexil-server/tests/schemathesis/schemathesis.toml");
-    let out = Command::new(&st)
-        .arg("--no-color")
-        .arg("--config-file")
-        .arg(&config)
-        .arg("run")
-        .arg(s.url("/openapi.json"))
-        .args(["--url", &s.base])
-        .args(["--checks", "all"])
-        // Revoking would lock the run out; the OFREP event stream sends
-        // nothing until a change, so a read of it only ends by timeout
-        // (other tests cover both).
-        .args(["--exclude-path", "/api/v1/keys/{id}/revoke"])
-        .args(["--exclude-path", "/ofrep/v1/events"])
-        .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
-        .env("VEXIL_SERVER_KEY", &server_key)
-        .env("VEXIL_CLIENT_KEY", &client_key)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .current_dir(work.path())
-        .output()
-        .expect("run schemathesis");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "schemathesis found problems:\n{stdout}\n{stderr}"
-    );
-    // It really tested: every selected operation, and the server still answers.
-    assert!(stdout.contains("passed"), "{stdout}");
-    // A new connection: the pooled one may have been closed as idle.
-    let health = reqwest::Client::new()
-        .get(s.url("/healthz"))
-        .send()
-        .await
-        .expect("the server still answers");
-    assert_eq!(health.status(), StatusCode::OK);
+    // Every backend: PostgreSQL refuses text SQLite keeps (NUL), so both are checked.
+    for (data, _dir) in crate::support::backends().await {
+        let s = Server::start(&data);
+        let (server_key, client_key) = setup(&s).await;
+        let work = tempfile::tempdir().unwrap();
+        let config = root().join("crates/vexil-server/tests/schemathesis/schemathesis.toml");
+        let out = Command::new(&st)
+            .arg("--no-color")
+            .arg("--config-file")
+            .arg(&config)
+            .arg("run")
+            .arg(s.url("/openapi.json"))
+            .args(["--url", &s.base])
+            .args(["--checks", "all"])
+            // Revoking would lock the run out; the OFREP event stream sends
+            // nothing until a change, so a read of it only ends by timeout
+            // (other tests cover both).
+            .args(["--exclude-path", "/api/v1/keys/{id}/revoke"])
+            .args(["--exclude-path", "/ofrep/v1/events"])
+            .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
+            .env("VEXIL_SERVER_KEY", &server_key)
+            .env("VEXIL_CLIENT_KEY", &client_key)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .current_dir(work.path())
+            .output()
+            .expect("run schemathesis");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "schemathesis found problems on {data:?}:\n{stdout}\n{stderr}"
+        );
+        // It really tested: every selected operation, and the server still answers.
+        assert!(stdout.contains("passed"), "{stdout}");
+        // A new connection: the pooled one may have been closed as idle.
+        let health = reqwest::Client::new()
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .expect("the server still answers");
+        assert_eq!(health.status(), StatusCode::OK);
+        drop(s);
+        crate::support::cleanup(&data).await;
+    }
 }
