@@ -7,15 +7,18 @@
 //! they were based on and fail with [`ErrorKind::Conflict`] when another
 //! writer got there first; callers re-validate and retry.
 //!
-//! One implementation, [`SqlStore`], serves both SQLite (the embedded
-//! default) and PostgreSQL (production).
+//! [`SqlStore`] serves both SQLite (the embedded default) and PostgreSQL
+//! (production); [`MemoryStore`] keeps the same contract in memory, for
+//! tests and throwaway servers.
 
 mod error;
+mod memory;
 mod migrations;
 mod sql;
 mod types;
 
 pub use error::{ErrorKind, StoreError};
+pub use memory::MemoryStore;
 pub use sql::{Backend, SqlStore};
 pub use types::{
     Action, ApiKey, Change, ChangeFilter, EnvState, Environment, Item, ItemKind, Mutation, NewKey,

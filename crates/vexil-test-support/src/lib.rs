@@ -13,13 +13,17 @@ pub use proxy::TcpProxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::sync::Arc;
+
 use sqlx::Executor;
-use vexil_store::SqlStore;
+use vexil_store::{SqlStore, Store};
 
 /// A store for one test, and what must be cleaned up after it.
 pub struct TestStore {
-    /// The store.
-    pub store: SqlStore,
+    /// The store, as callers hold it.
+    pub store: Arc<dyn Store>,
+    /// The same store when it is a SQL one, to close it.
+    sql: Option<SqlStore>,
     /// `sqlite` or `postgres`, for messages.
     pub name: &'static str,
     /// The URL to reach the same database from another process, or the
@@ -33,7 +37,9 @@ impl TestStore {
     /// Drops the PostgreSQL database (the SQLite directory goes with the
     /// value).
     pub async fn cleanup(self) {
-        self.store.close().await;
+        if let Some(sql) = &self.sql {
+            sql.close().await;
+        }
         if let Some((admin_url, db)) = self.drop_db
             && let Ok(pool) = sqlx::AnyPool::connect(&admin_url).await
         {
@@ -67,7 +73,8 @@ pub async fn sqlite() -> TestStore {
         .await
         .expect("open SQLite");
     TestStore {
-        store,
+        store: Arc::new(store.clone()),
+        sql: Some(store),
         name: "sqlite",
         location: dir.path().display().to_string(),
         _dir: Some(dir),
@@ -116,7 +123,8 @@ async fn url_store(db_url: String) -> TestStore {
         .await
         .expect("open PostgreSQL");
     TestStore {
-        store,
+        store: Arc::new(store.clone()),
+        sql: Some(store),
         name: "postgres",
         location: db_url,
         _dir: None,
@@ -124,9 +132,22 @@ async fn url_store(db_url: String) -> TestStore {
     }
 }
 
-/// Every configured backend: SQLite always, PostgreSQL when configured.
+/// A fresh in-memory store.
+pub fn memory() -> TestStore {
+    TestStore {
+        store: Arc::new(vexil_store::MemoryStore::new()),
+        sql: None,
+        name: "memory",
+        location: String::new(),
+        _dir: None,
+        drop_db: None,
+    }
+}
+
+/// Every configured backend: memory and SQLite always, PostgreSQL when
+/// configured.
 pub async fn all() -> Vec<TestStore> {
-    let mut out = vec![sqlite().await];
+    let mut out = vec![memory(), sqlite().await];
     if let Some(pg) = postgres().await {
         out.push(pg);
     }

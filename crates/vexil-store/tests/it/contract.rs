@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use vexil_store::{Action, ChangeFilter, ErrorKind, ItemKind, Mutation, NewKey, Scope, Store};
+use vexil_store::{Action, ChangeFilter, ErrorKind, ItemKind, Mutation, NewKey, Scope};
 use vexil_test_support::{TestStore, all};
 
 fn flag(key: &str, on: bool) -> Mutation {
