@@ -6,7 +6,6 @@ mod api;
 mod client;
 mod commands;
 mod config;
-mod file_store;
 mod http;
 mod keys;
 mod limits;

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use vexil_store::{ErrorKind, Scope, SqlStore, Store};
+use vexil_store::{ErrorKind, FileStore, Scope, SqlStore, Store};
 
 use crate::config::{Config, StoreConfig};
-use crate::file_store::FileStore;
 use crate::keys;
 use crate::state::{AppState, now_ms};
 
@@ -103,28 +102,34 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (store, file, sql): (Arc<dyn Store>, Option<Arc<FileStore>>, Option<SqlStore>) =
-        match &config.store {
-            StoreConfig::File(path) => {
-                let secret = match &config.admin_key {
-                    Some(k) => k.clone(),
-                    None => {
-                        let k = keys::generate(Scope::Admin)?;
-                        crate::output::notice(format_args!(
-                            "admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}"
-                        ));
-                        k
-                    }
-                };
-                let file = Arc::new(FileStore::open(path, &secret, &config.file_keys, now_ms())?);
-                (file.clone(), Some(file), None)
-            }
-            other => {
-                let sql = open_store(other).await?;
-                bootstrap(&sql, config.admin_key.as_deref()).await?;
-                (Arc::new(sql.clone()), None, Some(sql))
-            }
-        };
+    let store: Arc<dyn Store> = match &config.store {
+        StoreConfig::File(path) => {
+            let secret = match &config.admin_key {
+                Some(k) => k.clone(),
+                None => {
+                    let k = keys::generate(Scope::Admin)?;
+                    crate::output::notice(format_args!(
+                        "admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}"
+                    ));
+                    k
+                }
+            };
+            let keys = vexil_store::FileKeys {
+                admin: keys::hash(&secret),
+                server: config.file_keys.server.clone(),
+                client: config.file_keys.client.clone(),
+            };
+            let file = Arc::new(FileStore::open(path, &keys, now_ms())?);
+            // Re-read once a second; accepted changes are announced.
+            file.watch(std::time::Duration::from_secs(1), now_ms);
+            file
+        }
+        other => {
+            let sql = open_store(other).await?;
+            bootstrap(&sql, config.admin_key.as_deref()).await?;
+            Arc::new(sql)
+        }
+    };
     let limiter = crate::limits::Limiter::new(config.rate_limits, config.max_in_flight);
     let store_metrics = Arc::new(crate::timed_store::StoreMetrics::default());
     let store: Arc<dyn Store> = Arc::new(crate::timed_store::TimedStore::new(
@@ -133,7 +138,6 @@ pub(crate) async fn run(
     ));
     let state = Arc::new(AppState::new(
         store,
-        file.is_some(),
         limiter,
         crate::state::PlaneSettings {
             compile_timeout: config.compile_timeout,
@@ -144,18 +148,6 @@ pub(crate) async fn run(
         config.request_timeout,
         store_metrics,
     ));
-    // A watched file: poll it, once a second.
-    let watcher = file.map(|file| {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let f = file.clone();
-                let _ = tokio::task::spawn_blocking(move || f.refresh(now_ms())).await;
-            }
-        })
-    });
-
     // Serve at once (health answers, readiness says "not yet") while the
     // snapshots load; then follow changes other servers write.
     let sync_state = state.clone();
@@ -216,6 +208,7 @@ pub(crate) async fn run(
     crate::output::notice(format_args!("vexil listening on http://{addr}"));
     tracing::info!(%addr, "listening");
     let conn_metrics = state.metrics.conns.clone();
+    let store = state.store.clone();
     let shutdown = async move {
         shutdown.await;
         // Streams never end by themselves: end them, then drain.
@@ -228,12 +221,8 @@ pub(crate) async fn run(
     tracing::info!(max_connections = limits.max_connections, "connection limit");
     crate::http::serve(listener, app, limits, conn_metrics, shutdown).await;
     sync.abort();
-    if let Some(w) = watcher {
-        w.abort();
-    }
-    if let Some(sql) = sql {
-        sql.close().await;
-    }
+    // Connections, the file watcher, the LISTEN task.
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -70,8 +70,6 @@ pub(crate) struct AppState {
     /// evaluation never asks the store who is calling, and looks the key
     /// up without formatting its hash. Refreshed with the snapshots.
     keys: ArcSwap<HashMap<crate::keys::Digest, Arc<ApiKey>>>,
-    /// Serving a flag file: one environment, admin key accepted everywhere.
-    read_only: bool,
     pub(crate) metrics: crate::metrics::Metrics,
     /// Change events per environment, serialised once and shared by every
     /// SSE subscriber.
@@ -205,30 +203,6 @@ pub(crate) fn document_of<'a>(
     })
 }
 
-/// The stored definitions a document describes: its segments, and its
-/// flags with the document metadata overlaid on their own (as evaluation
-/// sees them), for imports and flag files.
-pub(crate) fn definitions_of(
-    doc: &Document,
-) -> serde_json::Result<Vec<(ItemKind, String, serde_json::Value)>> {
-    let mut out = Vec::with_capacity(doc.segments.len() + doc.flags.len());
-    for (key, seg) in doc.segments.iter() {
-        out.push((
-            ItemKind::Segment,
-            key.to_owned(),
-            serde_json::to_value(seg)?,
-        ));
-    }
-    for (key, flag) in doc.flags.iter() {
-        let mut flag = flag.clone();
-        let mut metadata = doc.metadata.clone();
-        metadata.extend(flag.metadata.clone());
-        flag.metadata = metadata;
-        out.push((ItemKind::Flag, key.to_owned(), serde_json::to_value(&flag)?));
-    }
-    Ok(out)
-}
-
 /// Applies mutations to a copy of the items, as the store will when it
 /// commits them as `version` at `now`, in the store's order.
 fn apply(items: &[Item], mutations: &[Mutation], version: i64, now: i64) -> Vec<Item> {
@@ -279,7 +253,6 @@ pub(crate) struct Written {
 impl AppState {
     pub(crate) fn new(
         store: Arc<dyn Store>,
-        read_only: bool,
         limiter: crate::limits::Limiter,
         plane: PlaneSettings,
         request_timeout: std::time::Duration,
@@ -291,7 +264,6 @@ impl AppState {
             loaded: AtomicBool::new(false),
             write_queues: std::sync::Mutex::new(HashMap::new()),
             keys: ArcSwap::from_pointee(HashMap::new()),
-            read_only,
             metrics: crate::metrics::Metrics::default(),
             streams: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
@@ -383,7 +355,7 @@ impl AppState {
         let doc = document_of(state.items.iter())?;
         // A flag file is served as flagd serves it: an invalid flag gives
         // PARSE_ERROR instead of refusing the file.
-        let compiled = if self.read_only {
+        let compiled = if self.store.read_only() {
             vexil_engine::compile_serving(&doc)
         } else {
             vexil_engine::compile(&doc)
@@ -457,7 +429,7 @@ impl AppState {
 
     /// Whether flags come from a read-only file.
     pub(crate) fn read_only(&self) -> bool {
-        self.read_only
+        self.store.read_only()
     }
 
     /// Reloads the API key cache from the store. When a key that was live

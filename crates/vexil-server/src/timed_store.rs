@@ -142,6 +142,12 @@ impl Store for TimedStore {
     fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.inner.change_notices()
     }
+    fn read_only(&self) -> bool {
+        self.inner.read_only()
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
     async fn migrate(&self) -> Result<i64> {
         self.time("migrate", self.inner.migrate()).await
     }

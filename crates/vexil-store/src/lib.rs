@@ -9,15 +9,18 @@
 //!
 //! [`SqlStore`] serves both SQLite (the embedded default) and PostgreSQL
 //! (production); [`MemoryStore`] keeps the same contract in memory, for
-//! tests and throwaway servers.
+//! tests and throwaway servers; [`FileStore`] serves one watched flag file,
+//! read-only.
 
 mod error;
+mod file;
 mod memory;
 mod migrations;
 mod sql;
 mod types;
 
 pub use error::{ErrorKind, StoreError};
+pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of};
 pub use memory::MemoryStore;
 pub use sql::{Backend, SqlStore};
 pub use types::{
@@ -96,4 +99,11 @@ pub trait Store: Send + Sync + 'static {
     fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+    /// Whether the store refuses every write (a flag file).
+    fn read_only(&self) -> bool {
+        false
+    }
+    /// Releases connections and background tasks; the store answers
+    /// nothing useful afterwards.
+    async fn close(&self) {}
 }

@@ -228,6 +228,10 @@ const KEY_SELECT: &str = "SELECT id, name, prefix, scope, project_id, environmen
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         let listen = self.listen.as_ref()?;
         // One listening connection per store, started by the first caller

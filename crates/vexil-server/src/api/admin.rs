@@ -940,7 +940,7 @@ async fn import(
             "this document uses `bucketing: cbor`; environments in the store use the default bucketing for now",
         ));
     }
-    let desired = crate::state::definitions_of(&doc)
+    let desired = vexil_store::definitions_of(&doc)
         .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
     let plan = |state: &vexil_store::EnvState| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();

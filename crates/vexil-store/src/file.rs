@@ -1,6 +1,9 @@
-//! `vexil serve --flags FILE`: a read-only store over one flag file
-//! (native or flagd, JSON or YAML), watched for changes, as flagd users
-//! expect. It is served as project `default`, environment `default`.
+//! [`FileStore`], behind `vexil serve --flags FILE`: a read-only store over
+//! one flag file (native or flagd, JSON or YAML), watched for changes, as
+//! flagd users expect. It is served as project `default`, environment
+//! `default`. The store owns its watcher (started by [`FileStore::watch`],
+//! ended by [`Store::close`]) and announces accepted changes through
+//! [`Store::change_notices`].
 //!
 //! As flagd does, a flag with problems does not take the file down: it is
 //! served, its evaluations give PARSE_ERROR, and its problems are logged.
@@ -12,32 +15,49 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use vexil_engine::model::Document;
 use vexil_engine::{Format, Problem};
-use vexil_store::{
-    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, Mutation, NewKey,
-    Project, Result, Scope, Store, StoreError,
+
+use crate::{
+    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
+    Mutation, NewKey, Project, Result, Scope, Store, StoreError,
 };
 
-use crate::config::FileKeys;
-use crate::keys;
-
 /// The project and environment a flag file is served as.
-pub(crate) const FILE_PROJECT: &str = "default";
-pub(crate) const FILE_ENV: &str = "default";
+pub const FILE_PROJECT: &str = "default";
+/// See [`FILE_PROJECT`].
+pub const FILE_ENV: &str = "default";
+
+/// The keys a flag file's server accepts, as SHA-256 hashes (hex): the
+/// secrets are not kept.
+#[derive(Debug, Clone, Default)]
+pub struct FileKeys {
+    /// The admin key.
+    pub admin: String,
+    /// Server keys of the file's environment.
+    pub server: Vec<String>,
+    /// Client keys of the file's environment.
+    pub client: Vec<String>,
+}
 
 /// Change log entries kept for reconnecting SSE subscribers.
 const MAX_CHANGES: usize = 1000;
 
 /// A read-only store holding one file's flags.
-pub(crate) struct FileStore {
+pub struct FileStore {
     path: PathBuf,
     /// Accepted keys by SHA-256 hash: the admin key, then the configured
     /// server and client keys of the file's environment.
     keys: Vec<(String, ApiKey)>,
     state: Mutex<FileState>,
+    /// Moves on every accepted change of the file.
+    notices: tokio::sync::watch::Sender<u64>,
+    /// The watching task, if started.
+    watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 struct FileState {
@@ -72,7 +92,7 @@ fn parse(text: &str, now: i64) -> std::result::Result<Parsed, String> {
         .map_err(|e| e.to_string())?
         .into_native_serving();
     let compiled = vexil_engine::compile_serving(&doc).map_err(|p| p.to_string())?;
-    let items = crate::state::definitions_of(&doc)
+    let items = definitions_of(&doc)
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|(kind, key, definition)| Item {
@@ -152,8 +172,32 @@ fn diff(before: &[Item], after: &[Item], version: i64, at: i64) -> Vec<Change> {
     out
 }
 
+/// The stored definitions a document describes: its segments, and its
+/// flags with the document metadata overlaid on their own (as evaluation
+/// sees them), for imports and flag files.
+pub fn definitions_of(
+    doc: &Document,
+) -> serde_json::Result<Vec<(ItemKind, String, serde_json::Value)>> {
+    let mut out = Vec::with_capacity(doc.segments.len() + doc.flags.len());
+    for (key, seg) in doc.segments.iter() {
+        out.push((
+            ItemKind::Segment,
+            key.to_owned(),
+            serde_json::to_value(seg)?,
+        ));
+    }
+    for (key, flag) in doc.flags.iter() {
+        let mut flag = flag.clone();
+        let mut metadata = doc.metadata.clone();
+        metadata.extend(flag.metadata.clone());
+        flag.metadata = metadata;
+        out.push((ItemKind::Flag, key.to_owned(), serde_json::to_value(&flag)?));
+    }
+    Ok(out)
+}
+
 /// The in-memory keys of a flag file: the admin key and the evaluation keys.
-fn file_keys(admin_key: &str, evaluation: &FileKeys) -> Vec<(String, ApiKey)> {
+fn file_keys(evaluation: &FileKeys) -> Vec<(String, ApiKey)> {
     let key = |id: i64, name: String, scope: Scope| ApiKey {
         id,
         name,
@@ -164,7 +208,10 @@ fn file_keys(admin_key: &str, evaluation: &FileKeys) -> Vec<(String, ApiKey)> {
         created_at: 0,
         revoked_at: None,
     };
-    let mut out = vec![(keys::hash(admin_key), key(1, "admin".into(), Scope::Admin))];
+    let mut out = vec![(
+        evaluation.admin.clone(),
+        key(1, "admin".into(), Scope::Admin),
+    )];
     for (scope, hashes) in [
         (Scope::Server, &evaluation.server),
         (Scope::Client, &evaluation.client),
@@ -180,22 +227,26 @@ fn file_keys(admin_key: &str, evaluation: &FileKeys) -> Vec<(String, ApiKey)> {
 
 impl FileStore {
     /// Reads the file; fails if it is missing or does not parse (invalid
-    /// flags are served and logged). `admin_key` and `evaluation` are the
-    /// keys it accepts.
-    pub(crate) fn open(
-        path: &Path,
-        admin_key: &str,
-        evaluation: &FileKeys,
-        now: i64,
-    ) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read flag file {}: {e}", path.display()))?;
-        let parsed = parse(&text, now)
-            .map_err(|e| anyhow::anyhow!("invalid flag file {}: {e}", path.display()))?;
+    /// flags are served and logged). `keys` are the keys it accepts; `now`
+    /// is the time in Unix milliseconds.
+    pub fn open(path: &Path, keys: &FileKeys, now: i64) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| StoreError {
+            kind: ErrorKind::Unavailable,
+            message: format!("cannot read flag file {}", path.display()),
+            source: Some(Box::new(e)),
+        })?;
+        let parsed = parse(&text, now).map_err(|e| {
+            StoreError::new(
+                ErrorKind::Invalid,
+                format!("invalid flag file {}: {e}", path.display()),
+            )
+        })?;
         log_invalid(path, &text, &parsed.invalid);
         Ok(FileStore {
+            notices: tokio::sync::watch::channel(0).0,
+            watcher: Mutex::new(None),
             path: path.to_owned(),
-            keys: file_keys(admin_key, evaluation),
+            keys: file_keys(keys),
             state: Mutex::new(FileState {
                 version: 1,
                 items: parsed.items,
@@ -206,9 +257,30 @@ impl FileStore {
         })
     }
 
+    /// Re-reads the file every `every` (off the async threads) until the
+    /// store is closed; `clock` gives the time in Unix milliseconds.
+    pub fn watch(self: &Arc<Self>, every: Duration, clock: fn() -> i64) {
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let s = store.clone();
+                if let Ok(true) = tokio::task::spawn_blocking(move || s.refresh(clock())).await {
+                    store.notices.send_modify(|n| *n += 1);
+                }
+            }
+        });
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = watcher.replace(task) {
+            old.abort();
+        }
+    }
+
     /// Re-reads the file; a valid change becomes the next version, an
     /// invalid one is logged and ignored. Returns whether anything changed.
-    pub(crate) fn refresh(&self, now: i64) -> bool {
+    pub fn refresh(&self, now: i64) -> bool {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => {
@@ -291,6 +363,25 @@ impl FileStore {
 
 #[async_trait]
 impl Store for FileStore {
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn change_notices(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.notices.subscribe())
+    }
+
+    async fn close(&self) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = watcher {
+            w.abort();
+        }
+    }
+
     async fn migrate(&self) -> Result<i64> {
         Ok(0)
     }
@@ -380,7 +471,11 @@ impl Store for FileStore {
                     .as_ref()
                     .is_none_or(|(kind, key)| c.kind == *kind && c.key == *key)
             })
-            .take(filter.limit.clamp(0, MAX_CHANGES as i64) as usize)
+            .take(if filter.limit <= 0 {
+                MAX_CHANGES
+            } else {
+                (filter.limit as usize).min(MAX_CHANGES)
+            })
             .cloned()
             .collect())
     }
