@@ -464,18 +464,8 @@ impl Store for FileStore {
         Ok(state
             .changes
             .iter()
-            .filter(|c| c.version > filter.after_version)
-            .filter(|c| {
-                filter
-                    .item
-                    .as_ref()
-                    .is_none_or(|(kind, key)| c.kind == *kind && c.key == *key)
-            })
-            .take(if filter.limit <= 0 {
-                MAX_CHANGES
-            } else {
-                (filter.limit as usize).min(MAX_CHANGES)
-            })
+            .filter(|c| filter.admits(c))
+            .take(filter.capped(MAX_CHANGES))
             .cloned()
             .collect())
     }

@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Most change log entries returned by one read, as for `SqlStore`.
-const MAX_CHANGES: i64 = 1000;
+const MAX_CHANGES: usize = 1000;
 
 /// The store in memory; see the module documentation.
 #[derive(Debug, Default)]
@@ -294,25 +294,13 @@ impl Store for MemoryStore {
     }
 
     async fn changes(&self, env_id: i64, filter: &ChangeFilter) -> Result<Vec<Change>> {
-        let limit = if filter.limit <= 0 {
-            MAX_CHANGES
-        } else {
-            filter.limit.min(MAX_CHANGES)
-        };
         self.with(|s| {
-            let Some(log) = s.changes.get(&env_id) else {
-                return Ok(Vec::new());
-            };
-            Ok(log
-                .iter()
-                .filter(|c| c.version > filter.after_version)
-                .filter(|c| {
-                    filter
-                        .item
-                        .as_ref()
-                        .is_none_or(|(kind, key)| c.kind == *kind && c.key == *key)
-                })
-                .take(limit as usize)
+            Ok(s.changes
+                .get(&env_id)
+                .into_iter()
+                .flatten()
+                .filter(|c| filter.admits(c))
+                .take(filter.capped(MAX_CHANGES))
                 .cloned()
                 .collect())
         })

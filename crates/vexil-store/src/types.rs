@@ -188,6 +188,27 @@ pub struct ChangeFilter {
     pub limit: i64,
 }
 
+impl ChangeFilter {
+    /// Whether an entry passes the filter (the limit aside).
+    pub fn admits(&self, c: &Change) -> bool {
+        c.version > self.after_version
+            && self
+                .item
+                .as_ref()
+                .is_none_or(|(kind, key)| c.kind == *kind && c.key == *key)
+    }
+
+    /// How many entries to return at most: `limit`, or `cap` when it is
+    /// not positive or larger.
+    pub fn capped(&self, cap: usize) -> usize {
+        if self.limit <= 0 {
+            cap
+        } else {
+            (self.limit as usize).min(cap)
+        }
+    }
+}
+
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -42,7 +42,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 /// CORS for browsers calling with client keys, written by hand: a layer
 /// cost a tenth of the data plane's throughput. Any origin may call; the
 /// ETag must be readable for bulk caching.
-fn cors(request: &HeaderMap, resp: &mut Response) {
+pub(crate) fn cors(request: &HeaderMap, resp: &mut Response) {
     if request.contains_key(header::ORIGIN) {
         let h = resp.headers_mut();
         h.insert(

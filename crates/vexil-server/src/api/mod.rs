@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -50,7 +50,10 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
     use tower_service::Service as _;
     let family = Family::of(req.uri().path());
-    let origin = req.headers().contains_key(header::ORIGIN);
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|o| (header::ORIGIN, o.clone()));
     let mut resp = match refused_media_type(&req, is_json) {
         Some(t) if family == Family::DataPlane => data_plane_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,16 +72,8 @@ pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
         }
     };
     // Browsers with client keys must be able to read the refusal.
-    if origin && family == Family::DataPlane {
-        let h = resp.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("ETag, Retry-After"),
-        );
+    if let Some(origin) = origin.filter(|_| family == Family::DataPlane) {
+        eval::cors(&axum::http::HeaderMap::from_iter([origin]), &mut resp);
     }
     resp
 }
