@@ -132,14 +132,6 @@ pub(crate) enum AdminKeySource {
     Env,
 }
 
-/// Evaluation keys of a flag file, as SHA-256 hashes: the secrets are not
-/// kept.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FileKeys {
-    pub(crate) server: Vec<String>,
-    pub(crate) client: Vec<String>,
-}
-
 /// Where the data lives.
 #[derive(Debug, Clone)]
 pub(crate) enum StoreConfig {
@@ -157,7 +149,9 @@ pub(crate) struct Config {
     pub(crate) admin_key: Option<String>,
     pub(crate) admin_key_source: AdminKeySource,
     /// Server and client keys of a flag file (empty otherwise).
-    pub(crate) file_keys: FileKeys,
+    /// Evaluation keys of a flag file, as hashes (the admin key's hash is
+    /// added when the server knows the key: it may be generated at start).
+    pub(crate) file_keys: vexil_store::FileKeys,
     pub(crate) max_body_bytes: usize,
     pub(crate) sync_interval: std::time::Duration,
     pub(crate) rate_limits: crate::limits::RateLimits,
@@ -289,9 +283,9 @@ fn file_keys(
     admin_key: &Option<String>,
     server: &[String],
     client: &[String],
-) -> anyhow::Result<FileKeys> {
+) -> anyhow::Result<vexil_store::FileKeys> {
     if server.is_empty() && client.is_empty() {
-        return Ok(FileKeys::default());
+        return Ok(vexil_store::FileKeys::default());
     }
     anyhow::ensure!(
         matches!(store, StoreConfig::File(_)),
@@ -310,7 +304,8 @@ fn file_keys(
         }
     }
     let hashes = |keys: &[String]| keys.iter().map(|k| crate::keys::hash(k.trim())).collect();
-    Ok(FileKeys {
+    Ok(vexil_store::FileKeys {
+        admin: String::new(),
         server: hashes(server),
         client: hashes(client),
     })

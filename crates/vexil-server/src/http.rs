@@ -462,19 +462,9 @@ async fn read_all(
 
 /// A refusal before the application saw the request, in the route
 /// family's error format, closing the connection.
-fn refusal(path: &str, status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = if crate::api::error::Family::of(path) == crate::api::error::Family::DataPlane {
-        serde_json::json!({"errorCode": "GENERAL", "errorDetails": message})
-    } else {
-        serde_json::json!({"code": code, "message": message})
-    };
-    let mut resp = Response::new(Body::from(body.to_string()));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+fn refusal(path: &str, status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
+    let mut resp = crate::api::error::Family::of(path).error(status, code, message);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }

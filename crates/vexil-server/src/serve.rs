@@ -116,8 +116,7 @@ pub(crate) async fn run(
             };
             let keys = vexil_store::FileKeys {
                 admin: keys::hash(&secret),
-                server: config.file_keys.server.clone(),
-                client: config.file_keys.client.clone(),
+                ..config.file_keys.clone()
             };
             let file = Arc::new(FileStore::open(path, &keys, now_ms())?);
             // Re-read once a second; accepted changes are announced.
@@ -139,7 +138,7 @@ pub(crate) async fn run(
     let state = Arc::new(AppState::new(
         store,
         limiter,
-        crate::state::PlaneSettings {
+        crate::state::StateSettings {
             compile_timeout: config.compile_timeout,
             stream_buffer: config.stream_buffer,
             heartbeat: config.heartbeat,

@@ -98,7 +98,7 @@ pub(crate) struct AppState {
 
 /// Settings of the write path and of the data plane's streams and URLs.
 #[derive(Debug, Clone)]
-pub(crate) struct PlaneSettings {
+pub(crate) struct StateSettings {
     /// Bound on compiling an environment for one write.
     pub(crate) compile_timeout: std::time::Duration,
     /// Events kept for SSE subscribers that fall behind.
@@ -254,7 +254,7 @@ impl AppState {
     pub(crate) fn new(
         store: Arc<dyn Store>,
         limiter: crate::limits::Limiter,
-        plane: PlaneSettings,
+        settings: StateSettings,
         request_timeout: std::time::Duration,
         store_metrics: Arc<crate::timed_store::StoreMetrics>,
     ) -> Self {
@@ -268,13 +268,13 @@ impl AppState {
             streams: std::sync::Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             limiter,
-            stream_buffer: plane.stream_buffer,
+            stream_buffer: settings.stream_buffer,
             request_timeout,
             store_metrics,
             key_revocations: tokio::sync::watch::channel(0).0,
-            public_url: plane.public_url,
-            heartbeat: plane.heartbeat,
-            compile_timeout: plane.compile_timeout,
+            public_url: settings.public_url,
+            heartbeat: settings.heartbeat,
+            compile_timeout: settings.compile_timeout,
         }
     }
 

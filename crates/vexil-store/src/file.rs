@@ -22,10 +22,14 @@ use async_trait::async_trait;
 use vexil_engine::model::Document;
 use vexil_engine::{Format, Problem};
 
+use crate::types::MAX_CHANGES;
 use crate::{
     Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
     Mutation, NewKey, Project, Result, Scope, Store, StoreError,
 };
+
+/// Change log entries kept for reconnecting SSE subscribers.
+const KEPT_CHANGES: usize = 1000;
 
 /// The project and environment a flag file is served as.
 pub const FILE_PROJECT: &str = "default";
@@ -43,9 +47,6 @@ pub struct FileKeys {
     /// Client keys of the file's environment.
     pub client: Vec<String>,
 }
-
-/// Change log entries kept for reconnecting SSE subscribers.
-const MAX_CHANGES: usize = 1000;
 
 /// A read-only store holding one file's flags.
 pub struct FileStore {
@@ -325,7 +326,7 @@ impl FileStore {
                     .collect();
                 state.loaded_at = now;
                 state.changes.extend(changes);
-                while state.changes.len() > MAX_CHANGES {
+                while state.changes.len() > KEPT_CHANGES {
                     state.changes.pop_front();
                 }
                 tracing::info!(file = %self.path.display(), version, "flag file changed");

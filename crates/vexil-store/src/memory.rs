@@ -10,13 +10,11 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::types::{MAX_CHANGES, storable, storable_commit};
 use crate::{
     ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind, Mutation,
     NewKey, Project, Result, Store, StoreError,
 };
-
-/// Most change log entries returned by one read, as for `SqlStore`.
-const MAX_CHANGES: usize = 1000;
 
 /// The store in memory; see the module documentation.
 #[derive(Debug, Default)]
@@ -51,16 +49,6 @@ fn kind_order(kind: ItemKind) -> u8 {
     }
 }
 
-fn no_nul(what: &str, text: &str) -> Result<()> {
-    if text.contains('\0') {
-        return Err(StoreError::new(
-            ErrorKind::Invalid,
-            format!("{what} contains a NUL character"),
-        ));
-    }
-    Ok(())
-}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -89,8 +77,8 @@ impl Store for MemoryStore {
     }
 
     async fn create_project(&self, key: &str, name: &str, now: i64) -> Result<Project> {
-        no_nul("project key", key)?;
-        no_nul("project name", name)?;
+        storable("project key", key)?;
+        storable("project name", name)?;
         self.with(|s| {
             if s.projects.iter().any(|p| p.key == key) {
                 return Err(StoreError::new(
@@ -136,8 +124,8 @@ impl Store for MemoryStore {
         name: &str,
         now: i64,
     ) -> Result<Environment> {
-        no_nul("environment key", key)?;
-        no_nul("environment name", name)?;
+        storable("environment key", key)?;
+        storable("environment name", name)?;
         self.with(|s| {
             let project = s
                 .projects
@@ -235,10 +223,7 @@ impl Store for MemoryStore {
         mutations: &[Mutation],
         now: i64,
     ) -> Result<i64> {
-        no_nul("actor", actor)?;
-        for m in mutations {
-            no_nul("item key", &m.key)?;
-        }
+        storable_commit(actor, mutations)?;
         self.with(|s| {
             let env = s
                 .environments
@@ -311,7 +296,7 @@ impl Store for MemoryStore {
     }
 
     async fn create_key(&self, key: &NewKey) -> Result<ApiKey> {
-        no_nul("key name", &key.name)?;
+        storable("key name", &key.name)?;
         self.with(|s| {
             if s.keys.iter().any(|(hash, _)| *hash == key.hash) {
                 return Err(StoreError::new(

@@ -11,13 +11,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::migrations::MIGRATIONS;
+use crate::types::{MAX_CHANGES, storable, storable_commit};
 use crate::{
     Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
     Mutation, NewKey, Project, Result, Scope, Store, StoreError,
 };
-
-/// Most change log entries returned by one read.
-const MAX_CHANGES: i64 = 1000;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,10 +464,7 @@ impl Store for SqlStore {
         mutations: &[Mutation],
         now: i64,
     ) -> Result<i64> {
-        storable("actor", actor)?;
-        for m in mutations {
-            storable("item key", &m.key)?;
-        }
+        storable_commit(actor, mutations)?;
         let mut tx = self
             .pool
             .begin()
@@ -551,11 +546,7 @@ impl Store for SqlStore {
     }
 
     async fn changes(&self, env_id: i64, filter: &ChangeFilter) -> Result<Vec<Change>> {
-        let limit = if filter.limit <= 0 {
-            MAX_CHANGES
-        } else {
-            filter.limit.min(MAX_CHANGES)
-        };
+        let limit = filter.capped(MAX_CHANGES) as i64;
         if filter
             .item
             .as_ref()
@@ -735,16 +726,4 @@ async fn listen_task(listen: std::sync::Arc<Listen>) {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-}
-
-/// Refuses text that not every backend can store: PostgreSQL rejects NUL
-/// characters in text, SQLite would keep them.
-fn storable(what: &str, text: &str) -> Result<()> {
-    if text.contains('\0') {
-        return Err(StoreError::new(
-            ErrorKind::Invalid,
-            format!("{what} contains a NUL character"),
-        ));
-    }
-    Ok(())
 }

@@ -188,6 +188,31 @@ pub struct ChangeFilter {
     pub limit: i64,
 }
 
+/// Most change log entries one read returns, on every backend.
+pub(crate) const MAX_CHANGES: usize = 1000;
+
+/// Refuses text that not every backend can store: PostgreSQL rejects NUL
+/// characters in text, SQLite would keep them. Every backend checks with
+/// this, so all refuse alike.
+pub(crate) fn storable(what: &str, text: &str) -> crate::Result<()> {
+    if text.contains('\0') {
+        return Err(crate::StoreError::new(
+            crate::ErrorKind::Invalid,
+            format!("{what} contains a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+/// The text of a commit that must be storable: its actor and item keys.
+pub(crate) fn storable_commit(actor: &str, mutations: &[Mutation]) -> crate::Result<()> {
+    storable("actor", actor)?;
+    for m in mutations {
+        storable("item key", &m.key)?;
+    }
+    Ok(())
+}
+
 impl ChangeFilter {
     /// Whether an entry passes the filter (the limit aside).
     pub fn admits(&self, c: &Change) -> bool {

@@ -75,6 +75,22 @@ async fn post(
     (status, headers, resp.text().await.unwrap())
 }
 
+/// `checkout` still answers `true` for a pro user: evaluation works.
+async fn assert_checkout_evaluates(s: &Server, client: &str) {
+    let (st, _, text) = post(
+        s,
+        "/ofrep/v1/evaluate/flags/checkout",
+        Some(client),
+        r#"{"context": {"plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (st, json_of(&text)["value"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+}
+
 fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
@@ -363,18 +379,7 @@ async fn evaluation_keeps_working_when_the_store_is_down() {
     // Take the database away under the running server.
     vexil_test_support::drop_database(&db).await;
     let _ = name;
-    let (st, _, text) = post(
-        &s,
-        "/ofrep/v1/evaluate/flags/checkout",
-        Some(&client),
-        r#"{"context": {"plan": "pro"}}"#,
-        &[],
-    )
-    .await;
-    assert_eq!(
-        (st, json_of(&text)["value"].clone()),
-        (StatusCode::OK, json!(true))
-    );
+    assert_checkout_evaluates(&s, &client).await;
     let started = std::time::Instant::now();
     let (st, _, body) = s
         .admin(
@@ -707,18 +712,7 @@ async fn admin_requests_fail_fast_with_retry_after_while_the_store_is_down() {
             "{path} took {took:?}"
         );
     }
-    let (st, _, text) = post(
-        &s,
-        "/ofrep/v1/evaluate/flags/checkout",
-        Some(&client),
-        r#"{"context": {"plan": "pro"}}"#,
-        &[],
-    )
-    .await;
-    assert_eq!(
-        (st, json_of(&text)["value"].clone()),
-        (StatusCode::OK, json!(true))
-    );
+    assert_checkout_evaluates(&s, &client).await;
     proxy.restore();
     let started = std::time::Instant::now();
     loop {
