@@ -5,9 +5,27 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::Error;
+
+/// Refuses the configuration with a message naming the flag.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(Error::Config(format!($($arg)*)))
+    };
+}
+
+/// Refuses the configuration unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            bail!($($arg)*);
+        }
+    };
+}
+
 /// Flags of `vexil serve`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "VEXIL_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
@@ -49,7 +67,7 @@ pub(crate) struct ServeArgs {
     pub(crate) client_keys: Vec<String>,
     /// Where the admin key came from, for the banner (set by `main`).
     #[arg(skip)]
-    pub(crate) admin_key_source: AdminKeySource,
+    pub admin_key_source: AdminKeySource,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub(crate) max_body_bytes: usize,
@@ -108,12 +126,12 @@ pub(crate) struct ServeArgs {
     pub(crate) heartbeat_ms: u64,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub(crate) log_format: LogFormat,
+    pub log_format: LogFormat,
 }
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -122,7 +140,7 @@ pub(crate) enum LogFormat {
 
 /// Where the admin key of `vexil serve` came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) enum AdminKeySource {
+pub enum AdminKeySource {
     /// None given.
     #[default]
     None,
@@ -134,8 +152,10 @@ pub(crate) enum AdminKeySource {
 
 /// Where the data lives.
 #[derive(Debug, Clone)]
-pub(crate) enum StoreConfig {
+pub enum StoreConfig {
+    /// The embedded SQLite store in this directory.
     Sqlite(PathBuf),
+    /// A PostgreSQL database at this URL.
     Postgres(String),
     /// Read-only, from a watched flag file.
     File(PathBuf),
@@ -143,7 +163,7 @@ pub(crate) enum StoreConfig {
 
 /// Validated server configuration.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     pub(crate) listen: SocketAddr,
     pub(crate) store: StoreConfig,
     pub(crate) admin_key: Option<String>,
@@ -168,9 +188,16 @@ pub(crate) struct Config {
     pub(crate) compile_timeout: std::time::Duration,
 }
 
+impl Config {
+    /// The address to listen on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+}
+
 impl ServeArgs {
     /// Checks the flags and builds the configuration.
-    pub(crate) fn into_config(self) -> anyhow::Result<Config> {
+    pub fn into_config(self) -> Result<Config, Error> {
         let store = match (self.database_url, self.flags) {
             (_, Some(file)) => StoreConfig::File(file),
             (Some(url), None)
@@ -178,7 +205,7 @@ impl ServeArgs {
             {
                 StoreConfig::Postgres(url)
             }
-            (Some(url), None) => anyhow::bail!(
+            (Some(url), None) => bail!(
                 "--database-url must be a postgres:// URL, got `{}`",
                 mask_url(&url)
             ),
@@ -187,7 +214,7 @@ impl ServeArgs {
         if let Some(k) = &self.admin_key
             && k.len() < 16
         {
-            anyhow::bail!(
+            bail!(
                 "{} must be at least 16 characters",
                 match self.admin_key_source {
                     AdminKeySource::Flag => "--admin-key",
@@ -201,11 +228,11 @@ impl ServeArgs {
             &self.server_keys,
             &self.client_keys,
         )?;
-        anyhow::ensure!(
+        ensure!(
             self.max_body_bytes >= 1024,
             "--max-body-bytes must be at least 1024"
         );
-        anyhow::ensure!(
+        ensure!(
             (10..=60_000).contains(&self.sync_interval_ms),
             "--sync-interval-ms must be between 10 and 60000"
         );
@@ -215,12 +242,12 @@ impl ServeArgs {
             ("--body-timeout-ms", self.body_timeout_ms),
             ("--idle-timeout-ms", self.idle_timeout_ms),
         ] {
-            anyhow::ensure!(
+            ensure!(
                 (100..=3_600_000).contains(&ms),
                 "{name} must be between 100 and 3600000"
             );
         }
-        anyhow::ensure!(
+        ensure!(
             self.heartbeat_ms >= 100 && self.heartbeat_ms * 2 <= self.idle_timeout_ms,
             "--heartbeat-ms must be at least 100 and at most half of --idle-timeout-ms, or idle streams would be cut"
         );
@@ -260,15 +287,17 @@ impl ServeArgs {
 
 /// Checks a `--public-url`: `http://` or `https://`, a host, no query or
 /// fragment; returned without a trailing slash.
-fn public_url(url: &str) -> anyhow::Result<String> {
+fn public_url(url: &str) -> Result<String, Error> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| {
-            anyhow::anyhow!("--public-url must start with http:// or https://, got `{url}`")
+            Error::Config(format!(
+                "--public-url must start with http:// or https://, got `{url}`"
+            ))
         })?;
     let host = rest.split('/').next().unwrap_or("");
-    anyhow::ensure!(
+    ensure!(
         !host.is_empty()
             && !url.contains(['?', '#', '@'])
             && url.bytes().all(|b| b.is_ascii_graphic()),
@@ -283,11 +312,11 @@ fn file_keys(
     admin_key: &Option<String>,
     server: &[String],
     client: &[String],
-) -> anyhow::Result<vexil_store::FileKeys> {
+) -> Result<vexil_store::FileKeys, Error> {
     if server.is_empty() && client.is_empty() {
         return Ok(vexil_store::FileKeys::default());
     }
-    anyhow::ensure!(
+    ensure!(
         matches!(store, StoreConfig::File(_)),
         "--server-key and --client-key are for --flags; with a store, create keys with `vexil keys create`"
     );
@@ -295,8 +324,8 @@ fn file_keys(
     for (flag, keys) in [("--server-key", server), ("--client-key", client)] {
         for k in keys {
             let k = k.trim();
-            anyhow::ensure!(k.len() >= 16, "{flag} must be at least 16 characters");
-            anyhow::ensure!(
+            ensure!(k.len() >= 16, "{flag} must be at least 16 characters");
+            ensure!(
                 !seen.contains(&k),
                 "{flag}: the same key is given twice (each key has one scope)"
             );

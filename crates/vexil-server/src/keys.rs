@@ -5,10 +5,9 @@ use vexil_store::Scope;
 
 /// A new random secret for a key of `scope`, e.g. `vxa_3f9c…` (64 hex
 /// digits of randomness after the scope prefix).
-pub(crate) fn generate(scope: Scope) -> anyhow::Result<String> {
+pub(crate) fn generate(scope: Scope) -> Result<String, crate::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for an API key: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| crate::Error::Randomness(e.to_string()))?;
     let tag = match scope {
         Scope::Admin => "vxa",
         Scope::Server => "vxs",

@@ -4,33 +4,42 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 use vexil_store::{ErrorKind, FileStore, Scope, SqlStore, Store};
 
+use crate::Error;
 use crate::config::{Config, StoreConfig};
 use crate::keys;
 use crate::state::{AppState, now_ms};
 
 /// Opens the configured store and applies migrations.
-pub(crate) async fn open_store(config: &StoreConfig) -> anyhow::Result<SqlStore> {
+async fn open_store(config: &StoreConfig) -> Result<SqlStore, Error> {
     let store = match config {
         StoreConfig::Sqlite(dir) => SqlStore::open_sqlite(dir).await?,
         StoreConfig::Postgres(url) => SqlStore::open_postgres(url, 16).await?,
-        StoreConfig::File(_) => anyhow::bail!("a flag file has no database to migrate"),
+        StoreConfig::File(_) => {
+            return Err(Error::Config(
+                "a flag file has no database to migrate".to_owned(),
+            ));
+        }
     };
-    let version = store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
+    let version = store.migrate().await?;
     tracing::info!(schema = version, "store ready");
     Ok(store)
+}
+
+/// Applies the database migrations of `store` and closes it (`vexil
+/// migrate`).
+pub async fn migrate(store: &StoreConfig) -> Result<(), Error> {
+    let store = open_store(store).await?;
+    store.close().await;
+    Ok(())
 }
 
 /// On an empty store: a `default` project with `development` and
 /// `production` environments. Makes sure an admin key exists: the one from
 /// `VEXIL_ADMIN_KEY`, or a new random one, printed once.
-async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> anyhow::Result<()> {
+async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> Result<(), Error> {
     // Several servers may start together on one database: whoever creates
     // a thing first wins, the others carry on.
     let exists = |r: Result<(), vexil_store::StoreError>| match r {
@@ -89,26 +98,31 @@ async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> anyhow::Result
     }
     if print {
         // Shown once: only its hash is stored.
-        crate::output::notice(format_args!(
+        crate::notice(format_args!(
             "admin key (shown once, store it now): {secret}"
         ));
     }
     Ok(())
 }
 
-/// Serves until `shutdown` completes, then drains in-flight requests.
-pub(crate) async fn run(
+/// Serves on `listener` until `shutdown` completes, then ends open
+/// streams, drains in-flight requests and closes the store.
+///
+/// Prints `vexil listening on http://ADDR` on standard output once it
+/// accepts connections (health answers at once; readiness once every
+/// environment's snapshot is loaded).
+pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::File(path) => {
             let secret = match &config.admin_key {
                 Some(k) => k.clone(),
                 None => {
                     let k = keys::generate(Scope::Admin)?;
-                    crate::output::notice(format_args!(
+                    crate::notice(format_args!(
                         "admin key for this run (set VEXIL_ADMIN_KEY to keep one): {k}"
                     ));
                     k
@@ -203,8 +217,11 @@ pub(crate) async fn run(
     });
 
     let app = crate::api::app(state.clone(), config.max_body_bytes);
-    let addr = listener.local_addr()?;
-    crate::output::notice(format_args!("vexil listening on http://{addr}"));
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        what: "cannot read the listening address".to_owned(),
+        source,
+    })?;
+    crate::notice(format_args!("vexil listening on http://{addr}"));
     tracing::info!(%addr, "listening");
     let conn_metrics = state.metrics.conns.clone();
     let store = state.store.clone();
@@ -224,29 +241,6 @@ pub(crate) async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }
 
 /// Connections the open-file limit leaves room for, keeping a reserve for

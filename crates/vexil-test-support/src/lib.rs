@@ -8,6 +8,8 @@
 //! PostgreSQL test is a failure.
 
 mod proxy;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use proxy::TcpProxy;
 

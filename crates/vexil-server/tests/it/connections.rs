@@ -12,30 +12,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{ADMIN_KEY, ENV, Server, sqlite};
-
-async fn connect(s: &Server) -> TcpStream {
-    let addr = s.base.trim_start_matches("http://");
-    TcpStream::connect(addr).await.expect("connect")
-}
-
-/// Reads until the server closes the connection; `None` if it is still
-/// open after `limit`.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    read.ok()
-        .map(|_| String::from_utf8_lossy(&out).into_owned())
-}
+use crate::support::{ADMIN_KEY, ENV, Server, connect, read_to_close, sqlite};
 
 /// Reads one HTTP response with a `Content-Length` body.
 async fn read_response(stream: &mut TcpStream) -> String {
@@ -202,40 +179,6 @@ async fn connections_beyond_the_limit_are_refused_with_503() {
     }
     let refused = s.metric("vexil_http_connections_refused_total").await;
     assert!(refused >= Some(1.0), "{refused:?}");
-}
-
-#[tokio::test]
-async fn at_the_open_file_limit_the_server_refuses_clearly_and_recovers() {
-    let (data, _dir) = sqlite();
-    // 300 descriptors: the automatic connection limit is the minimum, 64.
-    let s = Server::start_with_nofile(&data, &["--header-timeout-ms", "60000"], 300);
-    assert!(
-        s.banner.contains("from the open-file limit"),
-        "{}",
-        s.banner
-    );
-    let mut held = Vec::new();
-    for _ in 0..150 {
-        held.push(connect(&s).await);
-    }
-    // Beyond the limit: a clear 503, not a hang, and the server stays up.
-    let mut c = connect(&s).await;
-    let answer = read_to_close(&mut c, Duration::from_secs(5))
-        .await
-        .expect("an answer, not a hang");
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    drop(held);
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = s.http.get(s.url("/healthz")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no recovery");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(s.metric("vexil_http_accept_errors_total").await, Some(0.0));
 }
 
 #[tokio::test]

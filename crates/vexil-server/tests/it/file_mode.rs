@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{ADMIN_KEY, Server, flag_def};
+use crate::support::{
+    ADMIN_KEY, FILE_CLIENT_KEY as CLIENT_KEY, FILE_SERVER_KEY as SERVER_KEY, Server, file_server,
+    flag_def,
+};
 
 const FILE_ENV: &str = "/api/v1/projects/default/environments/default";
 
@@ -89,62 +92,6 @@ async fn serves_a_watched_flag_file_read_only() {
     assert_eq!(st, StatusCode::OK);
 }
 
-#[test]
-fn an_invalid_flag_file_stops_start_up_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.yaml");
-    // Invalid flags are served (issue 12, item 4), invalid segments are not.
-    std::fs::write(
-        &file,
-        "segments:\n  s:\n    rules: [{clauses: [{op: inSegment, values: [nope]}]}]\nflags:\n  f:\n    variants: {a: 1}\n    defaultServe: {variant: b}\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--flags",
-            file.to_str().unwrap(),
-        ])
-        .env("VEXIL_ADMIN_KEY", crate::support::ADMIN_KEY)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("/segments/s/rules/0/clauses/0/values/0: unknown segment `nope`"),
-        "{stderr}"
-    );
-}
-
-const SERVER_KEY: &str = "file-server-key-0123456789";
-const CLIENT_KEY: &str = "file-client-key-0123456789";
-
-/// Starts `vexil serve --flags` on a copy of `examples/flagd.json` with a
-/// server and a client key; returns the server and the file.
-fn file_server(extra: &[&str]) -> (Server, std::path::PathBuf, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.json");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flagd.json"),
-        &file,
-    )
-    .unwrap();
-    let data = crate::support::Data::Sqlite(dir.path().join("unused").display().to_string());
-    let mut args = vec![
-        "--flags",
-        file.to_str().unwrap(),
-        "--server-key",
-        SERVER_KEY,
-        "--client-key",
-        CLIENT_KEY,
-    ];
-    args.extend_from_slice(extra);
-    let s = Server::start_with(&data, &args);
-    (s, file, dir)
-}
-
 async fn ofrep(s: &Server, key: &str, flag: &str) -> (StatusCode, serde_json::Value) {
     let (st, _, body) = s
         .call(
@@ -170,8 +117,7 @@ async fn file_mode_takes_evaluation_keys_and_rates_follow_the_route() {
         s.banner
     );
     assert!(
-        s.banner
-            .contains("admin key       from VEXIL_ADMIN_KEY (****)"),
+        s.banner.contains("admin key       from --admin-key (****)"),
         "{}",
         s.banner
     );
@@ -220,37 +166,6 @@ async fn file_mode_takes_evaluation_keys_and_rates_follow_the_route() {
         )
         .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
-}
-
-#[test]
-fn evaluation_keys_are_checked_at_start() {
-    for (args, message) in [
-        (
-            vec!["--flags", "x.json", "--server-key", "short"],
-            "--server-key must be at least 16 characters",
-        ),
-        (
-            vec!["--flags", "x.json", "--client-key", ADMIN_KEY],
-            "the same key is given twice",
-        ),
-        (
-            vec!["--server-key", SERVER_KEY],
-            "--server-key and --client-key are for --flags",
-        ),
-    ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vexil"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(&args)
-            .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
-            .env_remove("VEXIL_SERVER_KEYS")
-            .env_remove("VEXIL_CLIENT_KEYS")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
 }
 
 // issue 12, item 2: a changed file is announced on both event streams, as
@@ -321,130 +236,6 @@ async fn a_changed_file_is_announced_to_subscribers() {
     let mut again = crate::stream::open(&s, SERVER_KEY, Some("1")).await;
     let replay = again.next().await;
     assert_eq!((replay.event.as_str(), replay.id), ("change", 2));
-}
-
-// issue 12, item 3: the CLI's default environment is the file's.
-#[tokio::test]
-async fn the_cli_finds_the_environment_of_a_flag_file() {
-    let (s, _file, _dir) = file_server(&[]);
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vexil"))
-            .args(args)
-            .env("VEXIL_URL", &s.base)
-            .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
-            .env_remove("VEXIL_KEY")
-            .env_remove("VEXIL_ENV")
-            .env_remove("VEXIL_PROJECT")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let (ok, out, err) = run(&["flags", "list"]);
-    assert!(ok, "{err}");
-    assert!(out.contains("header-color"), "{out}");
-    let (ok, out, err) = run(&["export"]);
-    assert!(ok, "{err}");
-    assert!(out.contains("legacy-banner"), "{out}");
-    let (ok, _, err) = run(&["flags", "list", "--env", "development"]);
-    assert!(!ok);
-    assert!(
-        err.contains("environment `development` not found in project `default` (it has: default)"),
-        "{err}"
-    );
-    // issue 12, item 13: a missing project is reported as such.
-    let (ok, _, err) = run(&["flags", "list", "--project", "nope"]);
-    assert!(!ok);
-    assert!(err.contains("project `nope` not found"), "{err}");
-}
-
-// issue 12, item 4: one invalid flag does not take the file down; its
-// evaluations give PARSE_ERROR, it is logged with its place and counted.
-#[tokio::test]
-async fn an_invalid_flag_is_served_as_parse_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("flags.json");
-    std::fs::write(
-        &file,
-        r#"{"flags": {
-          "good": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
-          "broken": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "maybe"},
-          "bad-ref": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on", "targeting": {"$ref": "nowhere"}}
-        }}"#,
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--flags",
-            file.to_str().unwrap(),
-        ])
-        .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
-        .env("VEXIL_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let base = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(addr) = line.strip_prefix("vexil listening on ") {
-            break addr.to_owned();
-        }
-    };
-    let http = reqwest::Client::new();
-    let eval = |flag: &str| {
-        http.post(format!("{base}/ofrep/v1/evaluate/flags/{flag}"))
-            .bearer_auth(ADMIN_KEY)
-            .json(&json!({}))
-            .send()
-    };
-    let resp = eval("good").await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    for flag in ["broken", "bad-ref"] {
-        let resp = eval(flag).await.unwrap();
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        let body: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(body["errorCode"], "PARSE_ERROR", "{body}");
-        assert!(
-            body["errorDetails"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("/flags/{flag}/")),
-            "{body}"
-        );
-    }
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("vexil_snapshot_invalid_flags{environment=\"default/default\"} 2"),
-        "{metrics}"
-    );
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("/flags/broken/defaultServe/variant")
-            && stderr.contains("line=3")
-            && stderr.contains("PARSE_ERROR"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("\x1b["),
-        "colour codes in a pipe: {stderr}"
-    );
 }
 
 // issue 12, item 13: the banner says where the admin key came from, and

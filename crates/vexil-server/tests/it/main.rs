@@ -1,13 +1,11 @@
-//! Tests of the real `vexil` binary: the CLI, and the server started on an
-//! ephemeral port and spoken to over HTTP.
+//! Tests of the server, run in-process on 127.0.0.1:0 through
+//! `vexil_server::run` and spoken to over HTTP (tests of the binary itself
+//! are in the `vexil` crate).
 
 mod admin;
 mod auth;
-mod cli;
-mod client;
 mod connections;
 mod content_type;
-mod durability;
 mod file_mode;
 mod ofrep;
 mod openapi;

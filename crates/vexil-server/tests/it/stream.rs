@@ -162,8 +162,7 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() {
     let mut events = open(&s, &server, None).await;
     assert_eq!(events.next().await.event, "snapshot");
     let started = std::time::Instant::now();
-    let status = s.terminate();
-    assert!(status.success(), "{status:?}");
+    assert!(s.terminate(), "a clean stop");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "shutdown waited {:?}",

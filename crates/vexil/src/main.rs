@@ -1,25 +1,18 @@
-//! The `vexil` binary: command-line parsing and dispatch. Everything below
+//! The `vexil` binary: command-line parsing and dispatch to the server
+//! library (`serve`, `migrate`) and the commands. Everything below
 //! `main` gets its inputs as arguments; only this file reads the process
 //! environment and the clock.
 
-mod api;
 mod client;
 mod commands;
-mod config;
-mod http;
-mod keys;
-mod limits;
-mod metrics;
 mod output;
-mod serve;
-mod state;
-mod timed_store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use vexil_server::config;
 
 /// Vexil: feature flags with targeting rules and percentage rollouts.
 #[derive(Debug, Parser)]
@@ -237,15 +230,16 @@ fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let config = args.into_config()?;
-    output::notice(format_args!(
+    vexil_server::notice(format_args!(
         "vexil {} starting with:\n{config}",
         env!("CARGO_PKG_VERSION")
     ));
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tokio::net::TcpListener::bind(config.listen())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        serve::run(config, listener, serve::shutdown_signal()).await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen()))?;
+        vexil_server::run(config, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -256,13 +250,32 @@ fn migrate_main(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         Some(url) => config::StoreConfig::Postgres(url),
         None => config::StoreConfig::Sqlite(args.data_dir),
     };
-    runtime()?.block_on(async {
-        let store = serve::open_store(&store).await?;
-        store.close().await;
-        anyhow::Ok(())
-    })?;
+    runtime()?.block_on(vexil_server::migrate(&store))?;
     output::out!("migrations applied");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// `VEXIL_ADMIN_KEY`, which admin commands use when no `--key` is given.

@@ -13,10 +13,7 @@ fn examples(name: &str) -> PathBuf {
 
 /// Runs `vexil` with `args`; returns (exit code, stdout, stderr).
 fn vexil(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vexil"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(crate::BIN).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -207,7 +204,7 @@ fn a_closed_pipe_ends_commands_quietly() {
         serde_json::to_string_pretty(&json!({"flags": flags})).unwrap(),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vexil"))
+    let mut child = Command::new(crate::BIN)
         .args(["validate", file.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -18,7 +18,7 @@ async fn acknowledged_writes_survive_kill_9() {
     for (data, _dir) in backends().await {
         let mut acknowledged: HashSet<String> = HashSet::new();
         for round in 0..ROUNDS {
-            let s = Arc::new(Server::start(&data));
+            let s = Arc::new(Server::spawn(crate::BIN, &data, &[]));
             let stop = Arc::new(AtomicBool::new(false));
             let mut tasks = Vec::new();
             for w in 0..WRITERS {
@@ -54,7 +54,7 @@ async fn acknowledged_writes_survive_kill_9() {
             match server {
                 Ok(server) => server.kill9(),
                 Err(shared) => {
-                    let pid = shared.child.id().to_string();
+                    let pid = shared.pid().expect("a process").to_string();
                     let _ = std::process::Command::new("kill")
                         .args(["-KILL", &pid])
                         .status();
@@ -64,7 +64,7 @@ async fn acknowledged_writes_survive_kill_9() {
                 acknowledged.extend(t.await.unwrap());
             }
         }
-        let s = Server::start(&data);
+        let s = Server::spawn(crate::BIN, &data, &[]);
         let (st, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
         assert_eq!(st, StatusCode::OK);
         let mut stored: HashSet<String> = HashSet::new();

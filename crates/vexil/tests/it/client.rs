@@ -7,7 +7,7 @@ use crate::support::{ADMIN_KEY, Server};
 
 /// Runs `vexil` against `server`; returns (success, stdout, stderr).
 fn vexil(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vexil"))
+    let out = Command::new(crate::BIN)
         .args(args)
         .env("VEXIL_URL", &server.base)
         .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
@@ -164,11 +164,7 @@ fn readme_quick_start_runs_as_written() {
     let clone = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(format!("{root}/examples"), clone.path().join("examples")).unwrap();
     std::fs::create_dir_all(clone.path().join("target/release")).unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_vexil"),
-        clone.path().join("target/release/vexil"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(crate::BIN, clone.path().join("target/release/vexil")).unwrap();
     let vexil_env = [
         "VEXIL_ADMIN_KEY",
         "VEXIL_KEY",
@@ -179,7 +175,7 @@ fn readme_quick_start_runs_as_written() {
         "VEXIL_DATA_DIR",
         "VEXIL_DATABASE_URL",
     ];
-    let mut server = Command::new(env!("CARGO_BIN_EXE_vexil"));
+    let mut server = Command::new(crate::BIN);
     server
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(clone.path())

@@ -46,17 +46,6 @@ pub(crate) fn line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Writes one line to standard output for a long-running server, which
-/// keeps serving when nobody reads its standard output any more.
-pub(crate) fn notice(args: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out
-        .write_fmt(args)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
-}
-
 /// `println!` that exits quietly on a closed pipe (see [`line()`]).
 macro_rules! out {
     ($($arg:tt)*) => {

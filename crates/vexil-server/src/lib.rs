@@ -1,0 +1,36 @@
+//! The Vexil server as a library.
+//!
+//! - [`run`] serves until shutdown: it opens the configured store, loads
+//!   every environment's snapshot, follows other servers' changes and
+//!   accepts HTTP connections on a listener the caller owns.
+//! - [`config`] is the command line of `vexil serve` (flags with `VEXIL_*`
+//!   fallbacks), validated into a [`config::Config`].
+//!
+//! The `vexil` binary is a thin layer over this crate; tests run the
+//! server in-process through the same [`run`].
+
+mod api;
+pub mod config;
+mod error;
+mod http;
+mod keys;
+mod limits;
+mod metrics;
+mod serve;
+mod state;
+mod timed_store;
+
+pub use error::Error;
+pub use serve::{migrate, run};
+
+/// Writes one line to standard output for a long-running server: the
+/// listening address, an admin key shown once. A server keeps serving when
+/// nobody reads its standard output any more, so write errors are ignored.
+pub fn notice(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+}
