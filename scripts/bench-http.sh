@@ -23,7 +23,7 @@ if ! command -v wrk > /dev/null; then
     exit 1
   fi
 fi
-cargo build --release -q -p vexil-server -p vexil-bench
+cargo build --release -q -p vexil -p vexil-bench
 BIN=target/release
 WORK=$(mktemp -d)
 PIDS=()

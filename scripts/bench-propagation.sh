@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SUBSCRIBERS="${SUBSCRIBERS:-100}"
 CHANGES="${CHANGES:-200}"
 DB="vexil_bench_propagation_$$"
-cargo build --release -q -p vexil-server -p vexil-bench
+cargo build --release -q -p vexil -p vexil-bench
 BIN=target/release
 WORK=$(mktemp -d)
 PIDS=()

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUBSCRIBERS="${SUBSCRIBERS:-10000}"
 CHANGES="${CHANGES:-100}"
-cargo build --release -q -p vexil-server -p vexil-bench
+cargo build --release -q -p vexil -p vexil-bench
 BIN=target/release
 WORK=$(mktemp -d)
 SERVER=""

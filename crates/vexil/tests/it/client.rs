@@ -149,10 +149,7 @@ fn readme_quick_start_runs_as_written() {
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
-    assert_eq!(
-        blocks[0].trim(),
-        "cargo run --release -p vexil-server -- serve"
-    );
+    assert_eq!(blocks[0].trim(), "cargo run --release -p vexil -- serve");
     let expected_eval = section
         .split("```json\n")
         .nth(1)
