@@ -1,0 +1,37 @@
+//! Writing JSON into a `Vec<u8>` without a `Result` to handle.
+//!
+//! Serialising this crate's types cannot fail: they hold no maps with
+//! non-string keys and no `Serialize` impl that errs, and writing into a
+//! `Vec` does no I/O. So the encoders return plain bytes.
+
+use serde::Serialize;
+
+#[cfg(test)]
+mod tests;
+
+/// Appends `value` as compact JSON to `out`.
+///
+/// Should serialisation fail after all (a type outside this crate whose
+/// `Serialize` errs), what it wrote is taken back and `null` written
+/// instead, so that `out` always holds well-formed JSON.
+pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// `value` as compact JSON (see [`write()`]).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write(&mut out, value);
+    out
+}
+
+/// Whether a body's first non-whitespace byte opens an object: request
+/// bodies are refused as "not a JSON object" on that test alone, before
+/// parsing.
+pub(crate) fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
