@@ -6,6 +6,9 @@
 //!   `refetchEvaluation` message).
 //! - [`sse`]: server-sent event framing, and an incremental, bounded
 //!   decoder of event streams.
+//! - [`ofrep`]: OFREP request and answer bodies, and the CLI's report of
+//!   one evaluation.
+//! - [`native`]: the bodies of `POST /api/v1/evaluate`.
 //! - [`url`]: the one percent-encoder and decoder.
 //! - [`json`]: infallible JSON writing into a `Vec<u8>`.
 //!
@@ -41,6 +44,8 @@
 mod error;
 pub mod event;
 pub mod json;
+pub mod native;
+pub mod ofrep;
 pub mod sse;
 pub mod url;
 
