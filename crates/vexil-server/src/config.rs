@@ -174,7 +174,7 @@ pub struct Config {
     pub(crate) file_keys: vexil_store::FileKeys,
     pub(crate) max_body_bytes: usize,
     pub(crate) sync_interval: std::time::Duration,
-    pub(crate) rate_limits: crate::limits::RateLimits,
+    pub(crate) rate_limits: crate::http::limits::RateLimits,
     pub(crate) max_in_flight: usize,
     pub(crate) stream_buffer: usize,
     pub(crate) request_timeout: std::time::Duration,
@@ -186,9 +186,18 @@ pub struct Config {
     pub(crate) heartbeat: std::time::Duration,
     /// Bound on compiling an environment for one write.
     pub(crate) compile_timeout: std::time::Duration,
+    /// Where wall-clock time comes from.
+    pub(crate) clock: std::sync::Arc<dyn crate::Clock>,
 }
 
 impl Config {
+    /// The same configuration reading the wall clock from `clock` (tests
+    /// set the time; the server uses the system's clock).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn crate::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The address to listen on.
     pub fn listen(&self) -> SocketAddr {
         self.listen
@@ -266,6 +275,7 @@ impl ServeArgs {
             public_url,
             heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
             compile_timeout: std::time::Duration::from_millis(self.compile_timeout_ms),
+            clock: std::sync::Arc::new(crate::SystemClock),
             listen: self.listen,
             store,
             admin_key: self.admin_key,
@@ -273,7 +283,7 @@ impl ServeArgs {
             file_keys,
             max_body_bytes: self.max_body_bytes,
             sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
-            rate_limits: crate::limits::RateLimits {
+            rate_limits: crate::http::limits::RateLimits {
                 admin: self.rate_limit_admin,
                 server: self.rate_limit_server,
                 client: self.rate_limit_client,

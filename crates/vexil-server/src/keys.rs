@@ -58,6 +58,25 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The secret a request carries, if any: `Authorization: Bearer <key>`
+/// first, then `X-API-Key`; empty values count as absent, so a client that
+/// sends an empty `X-API-Key` beside a valid bearer token is not refused.
+pub(crate) fn secret(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, rest)| rest.trim());
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer
+        .filter(|s| !s.is_empty())
+        .or(api_key.filter(|s| !s.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

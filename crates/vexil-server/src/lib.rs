@@ -10,16 +10,19 @@
 //! server in-process through the same [`run`].
 
 mod api;
+mod clock;
 pub mod config;
+mod control;
 mod error;
 mod http;
 mod keys;
-mod limits;
 mod metrics;
+mod plane;
 mod serve;
 mod state;
 mod timed_store;
 
+pub use clock::{Clock, SystemClock};
 pub use error::Error;
 pub use serve::{migrate, run};
 

@@ -6,13 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::state::AppState;
+use std::time::Duration;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -65,6 +59,18 @@ pub(crate) struct HotRoutes {
     pub(crate) ofrep_bulk: HotRoute,
     pub(crate) snapshot: HotRoute,
     pub(crate) native_evaluate: HotRoute,
+}
+
+impl HotRoutes {
+    /// Each route with its template, as the admin routes are labelled.
+    fn routes(&self) -> [(&'static str, &HotRoute); 4] {
+        [
+            ("/ofrep/v1/evaluate/flags/{key}", &self.ofrep_single),
+            ("/ofrep/v1/evaluate/flags", &self.ofrep_bulk),
+            ("/api/v1/snapshot", &self.snapshot),
+            ("/api/v1/evaluate", &self.native_evaluate),
+        ]
+    }
 }
 
 /// Counters shared by all requests. The admin routes use plain mutexes
@@ -138,7 +144,7 @@ impl EvalCounters {
 }
 
 impl Metrics {
-    fn observe(&self, route: &str, status: u16, seconds: f64) {
+    pub(crate) fn observe(&self, route: &str, status: u16, seconds: f64) {
         let Ok(mut requests) = self.requests.lock() else {
             return;
         };
@@ -171,297 +177,165 @@ impl Metrics {
     }
 }
 
-/// Middleware: times every request and counts it by route and status.
-pub(crate) async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let resp = match st.limiter.enter() {
-        Some(_in_flight) => match tokio::time::timeout(st.request_timeout, next.run(req)).await {
-            Ok(resp) => resp,
-            Err(_) => crate::api::error::ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took longer than the server's limit",
-            )
-            .into_response(),
-        },
-        None => crate::api::error::ApiError::overloaded().into_response(),
-    };
-    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
-    st.metrics.observe(
-        route,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    resp
-}
-
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`.
-pub(crate) async fn render(State(st): State<Arc<AppState>>) -> Response {
-    let mut out = String::with_capacity(4096);
-    let _ = writeln!(
-        out,
-        "# HELP vexil_http_requests_total HTTP requests by route and status."
-    );
-    let _ = writeln!(out, "# TYPE vexil_http_requests_total counter");
-    let requests: Vec<(String, u16, Series)> = st
-        .metrics
-        .requests
-        .lock()
-        .map(|m| {
-            m.iter()
-                .flat_map(|(r, by)| by.iter().map(move |(s, v)| (r.clone(), *s, v.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (route, status, s) in &requests {
+impl Metrics {
+    /// `vexil_http_requests_total` and `vexil_http_request_duration_seconds`:
+    /// the admin routes' series and the data plane's hot routes.
+    pub(crate) fn render_requests(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "vexil_http_requests_total{{route=\"{}\",status=\"{status}\"}} {}",
-            escape(route),
-            s.count
+            "# HELP vexil_http_requests_total HTTP requests by route and status."
         );
-    }
-    let hot = [
-        (
-            "/ofrep/v1/evaluate/flags/{key}",
-            &st.metrics.hot.ofrep_single,
-        ),
-        ("/ofrep/v1/evaluate/flags", &st.metrics.hot.ofrep_bulk),
-        ("/api/v1/snapshot", &st.metrics.hot.snapshot),
-        ("/api/v1/evaluate", &st.metrics.hot.native_evaluate),
-    ];
-    for (route, h) in hot {
-        for (i, n) in h.statuses.iter().enumerate() {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                let status = HOT_STATUSES
-                    .get(i)
-                    .map_or("other".to_owned(), ToString::to_string);
+        let _ = writeln!(out, "# TYPE vexil_http_requests_total counter");
+        let requests: Vec<(String, u16, Series)> = self
+            .requests
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .flat_map(|(r, by)| by.iter().map(move |(s, v)| (r.clone(), *s, v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (route, status, s) in &requests {
+            let _ = writeln!(
+                out,
+                "vexil_http_requests_total{{route=\"{}\",status=\"{status}\"}} {}",
+                escape(route),
+                s.count
+            );
+        }
+        let hot = self.hot.routes();
+        for (route, h) in hot {
+            for (i, n) in h.statuses.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = HOT_STATUSES
+                        .get(i)
+                        .map_or("other".to_owned(), ToString::to_string);
+                    let _ = writeln!(
+                        out,
+                        "vexil_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vexil_http_request_duration_seconds HTTP request latency by route and status."
+        );
+        let _ = writeln!(out, "# TYPE vexil_http_request_duration_seconds histogram");
+        for (route, status, s) in &requests {
+            let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
+            for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "vexil_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    s.buckets[i]
                 );
+            }
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+        for (route, h) in hot {
+            let count = h.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let labels = format!("route=\"{route}\",status=\"any\"");
+            let mut cumulative = 0;
+            for (i, le) in BUCKETS.iter().enumerate() {
+                cumulative += h.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(
+                out,
+                "vexil_http_request_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+    }
+
+    /// `vexil_evaluations_total` by environment and reason.
+    pub(crate) fn render_evaluations(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP vexil_evaluations_total Flag evaluations by environment and reason."
+        );
+        let _ = writeln!(out, "# TYPE vexil_evaluations_total counter");
+        let counters: Vec<Arc<EvalCounters>> = self
+            .evaluations
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for c in &counters {
+            for (reason, n) in REASONS.iter().zip(&c.by_reason) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "vexil_evaluations_total{{environment=\"{}\",reason=\"{}\"}} {n}",
+                        escape(&c.label),
+                        reason.as_str()
+                    );
+                }
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_http_request_duration_seconds HTTP request latency by route and status."
-    );
-    let _ = writeln!(out, "# TYPE vexil_http_request_duration_seconds histogram");
-    for (route, status, s) in &requests {
-        let labels = format!("route=\"{}\",status=\"{status}\"", escape(route));
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
-                s.buckets[i]
-            );
-        }
+
+    /// The change streams: subscribers, events published, subscribers
+    /// dropped.
+    pub(crate) fn render_streams(&self, out: &mut String, subscribers: usize) {
+        let _ = writeln!(out, "# HELP vexil_sse_subscribers Open SSE change streams.");
+        let _ = writeln!(out, "# TYPE vexil_sse_subscribers gauge");
+        let _ = writeln!(out, "vexil_sse_subscribers {subscribers}");
         let _ = writeln!(
             out,
-            "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            s.count
+            "# HELP vexil_sse_events_published_total Change events fanned out (serialised once each)."
+        );
+        let _ = writeln!(out, "# TYPE vexil_sse_events_published_total counter");
+        let _ = writeln!(
+            out,
+            "vexil_sse_events_published_total {}",
+            self.events_published.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
-            "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
-            s.sum
+            "# HELP vexil_sse_subscribers_dropped_total Subscribers dropped for falling behind."
         );
+        let _ = writeln!(out, "# TYPE vexil_sse_subscribers_dropped_total counter");
         let _ = writeln!(
             out,
-            "vexil_http_request_duration_seconds_count{{{labels}}} {}",
-            s.count
+            "vexil_sse_subscribers_dropped_total {}",
+            self.subscribers_dropped.load(Ordering::Relaxed)
         );
     }
-    for (route, h) in hot {
-        let count = h.count.load(Ordering::Relaxed);
-        if count == 0 {
-            continue;
-        }
-        let labels = format!("route=\"{route}\",status=\"any\"");
-        let mut cumulative = 0;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            cumulative += h.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "vexil_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "vexil_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "vexil_http_request_duration_seconds_sum{{{labels}}} {}",
-            h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
-        );
-        let _ = writeln!(
-            out,
-            "vexil_http_request_duration_seconds_count{{{labels}}} {count}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_evaluations_total Flag evaluations by environment and reason."
-    );
-    let _ = writeln!(out, "# TYPE vexil_evaluations_total counter");
-    let counters: Vec<Arc<EvalCounters>> = st
-        .metrics
-        .evaluations
-        .lock()
-        .map(|m| m.values().cloned().collect())
-        .unwrap_or_default();
-    for c in &counters {
-        for (reason, n) in REASONS.iter().zip(&c.by_reason) {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "vexil_evaluations_total{{environment=\"{}\",reason=\"{}\"}} {n}",
-                    escape(&c.label),
-                    reason.as_str()
-                );
-            }
-        }
-    }
-    let snapshots = st.snapshots();
-    let _ = writeln!(
-        out,
-        "# HELP vexil_snapshot_version Environment version being served."
-    );
-    let _ = writeln!(out, "# TYPE vexil_snapshot_version gauge");
-    for s in snapshots.values() {
-        let _ = writeln!(
-            out,
-            "vexil_snapshot_version{{environment=\"{}/{}\"}} {}",
-            escape(&s.env.project_key),
-            escape(&s.env.key),
-            s.env.version
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_snapshot_age_seconds Time since the served version was installed."
-    );
-    let _ = writeln!(out, "# TYPE vexil_snapshot_age_seconds gauge");
-    for s in snapshots.values() {
-        let _ = writeln!(
-            out,
-            "vexil_snapshot_age_seconds{{environment=\"{}/{}\"}} {:.3}",
-            escape(&s.env.project_key),
-            escape(&s.env.key),
-            s.installed_at.elapsed().as_secs_f64()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_snapshot_flags Flags in the served version."
-    );
-    let _ = writeln!(out, "# TYPE vexil_snapshot_flags gauge");
-    for s in snapshots.values() {
-        let _ = writeln!(
-            out,
-            "vexil_snapshot_flags{{environment=\"{}/{}\"}} {}",
-            escape(&s.env.project_key),
-            escape(&s.env.key),
-            s.snapshot.len()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_snapshot_invalid_flags Served flags whose definition or targeting is invalid: their evaluations give PARSE_ERROR."
-    );
-    let _ = writeln!(out, "# TYPE vexil_snapshot_invalid_flags gauge");
-    for s in snapshots.values() {
-        let _ = writeln!(
-            out,
-            "vexil_snapshot_invalid_flags{{environment=\"{}/{}\"}} {}",
-            escape(&s.env.project_key),
-            escape(&s.env.key),
-            s.snapshot.flags().filter(|f| f.is_broken()).count()
-        );
-    }
-    let _ = writeln!(out, "# HELP vexil_sse_subscribers Open SSE change streams.");
-    let _ = writeln!(out, "# TYPE vexil_sse_subscribers gauge");
-    let _ = writeln!(out, "vexil_sse_subscribers {}", st.subscribers());
-    let _ = writeln!(
-        out,
-        "# HELP vexil_sse_events_published_total Change events fanned out (serialised once each)."
-    );
-    let _ = writeln!(out, "# TYPE vexil_sse_events_published_total counter");
-    let _ = writeln!(
-        out,
-        "vexil_sse_events_published_total {}",
-        st.metrics.events_published.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vexil_sse_subscribers_dropped_total Subscribers dropped for falling behind."
-    );
-    let _ = writeln!(out, "# TYPE vexil_sse_subscribers_dropped_total counter");
-    let _ = writeln!(
-        out,
-        "vexil_sse_subscribers_dropped_total {}",
-        st.metrics.subscribers_dropped.load(Ordering::Relaxed)
-    );
-    st.metrics.conns.render(&mut out);
-    let store_ops = st.store_metrics.snapshot();
-    let _ = writeln!(
-        out,
-        "# HELP vexil_store_calls_total Store calls by operation."
-    );
-    let _ = writeln!(out, "# TYPE vexil_store_calls_total counter");
-    for (op, s) in &store_ops {
-        let _ = writeln!(
-            out,
-            "vexil_store_calls_total{{operation=\"{op}\"}} {}",
-            s.calls
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_store_call_seconds_total Time spent in store calls by operation."
-    );
-    let _ = writeln!(out, "# TYPE vexil_store_call_seconds_total counter");
-    for (op, s) in &store_ops {
-        let _ = writeln!(
-            out,
-            "vexil_store_call_seconds_total{{operation=\"{op}\"}} {}",
-            s.seconds
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP vexil_store_errors_total Failed store calls by operation and kind."
-    );
-    let _ = writeln!(out, "# TYPE vexil_store_errors_total counter");
-    for (op, s) in &store_ops {
-        for (kind, n) in &s.errors {
-            let _ = writeln!(
-                out,
-                "vexil_store_errors_total{{operation=\"{op}\",kind=\"{kind}\"}} {n}"
-            );
-        }
-    }
-    let up = st.store.ping().await.is_ok();
-    let _ = writeln!(out, "# HELP vexil_store_up Whether the store answers.");
-    let _ = writeln!(out, "# TYPE vexil_store_up gauge");
-    let _ = writeln!(out, "vexil_store_up {}", u8::from(up));
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        out,
-    )
-        .into_response()
 }

@@ -9,8 +9,13 @@ use vexil_store::{ErrorKind, FileStore, Scope, SqlStore, Store};
 
 use crate::Error;
 use crate::config::{Config, StoreConfig};
+use crate::control::Control;
+use crate::http::limits::Limiter;
 use crate::keys;
-use crate::state::{AppState, now_ms};
+use crate::metrics::Metrics;
+use crate::plane::{Plane, PlaneSettings};
+use crate::state::AppState;
+use crate::timed_store::{StoreMetrics, TimedStore};
 
 /// Opens the configured store and applies migrations.
 async fn open_store(config: &StoreConfig) -> Result<SqlStore, Error> {
@@ -39,7 +44,7 @@ pub async fn migrate(store: &StoreConfig) -> Result<(), Error> {
 /// On an empty store: a `default` project with `development` and
 /// `production` environments. Makes sure an admin key exists: the one from
 /// `VEXIL_ADMIN_KEY`, or a new random one, printed once.
-async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> Result<(), Error> {
+async fn bootstrap(store: &dyn Store, admin_key: Option<&str>, now: i64) -> Result<(), Error> {
     // Several servers may start together on one database: whoever creates
     // a thing first wins, the others carry on.
     let exists = |r: Result<(), vexil_store::StoreError>| match r {
@@ -49,7 +54,7 @@ async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> Result<(), Err
     if store.projects().await?.is_empty() {
         exists(
             store
-                .create_project("default", "Default", now_ms())
+                .create_project("default", "Default", now)
                 .await
                 .map(|_| ()),
         )?;
@@ -57,7 +62,7 @@ async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> Result<(), Err
         for (key, name) in [("development", "Development"), ("production", "Production")] {
             exists(
                 store
-                    .create_environment(p.id, key, name, now_ms())
+                    .create_environment(p.id, key, name, now)
                     .await
                     .map(|_| ()),
             )?;
@@ -90,7 +95,7 @@ async fn bootstrap(store: &dyn Store, admin_key: Option<&str>) -> Result<(), Err
                 scope: Scope::Admin,
                 project_id: None,
                 environment_id: None,
-                now: now_ms(),
+                now,
             })
             .await
             .map(|_| ());
@@ -132,89 +137,55 @@ pub async fn run(
                 admin: keys::hash(&secret),
                 ..config.file_keys.clone()
             };
-            let file = Arc::new(FileStore::open(path, &keys, now_ms())?);
+            let file = Arc::new(FileStore::open(path, &keys, config.clock.unix_ms())?);
             // Re-read once a second; accepted changes are announced.
-            file.watch(std::time::Duration::from_secs(1), now_ms);
+            let clock = config.clock.clone();
+            file.watch(
+                std::time::Duration::from_secs(1),
+                Arc::new(move || clock.unix_ms()),
+            );
             file
         }
         other => {
             let sql = open_store(other).await?;
-            bootstrap(&sql, config.admin_key.as_deref()).await?;
+            bootstrap(&sql, config.admin_key.as_deref(), config.clock.unix_ms()).await?;
             Arc::new(sql)
         }
     };
-    let limiter = crate::limits::Limiter::new(config.rate_limits, config.max_in_flight);
-    let store_metrics = Arc::new(crate::timed_store::StoreMetrics::default());
-    let store: Arc<dyn Store> = Arc::new(crate::timed_store::TimedStore::new(
-        store,
-        store_metrics.clone(),
-    ));
-    let state = Arc::new(AppState::new(
-        store,
-        limiter,
-        crate::state::StateSettings {
-            compile_timeout: config.compile_timeout,
+    let clock = config.clock.clone();
+    let limiter = Arc::new(Limiter::new(config.rate_limits, config.max_in_flight));
+    let metrics = Arc::new(Metrics::default());
+    let store_metrics = Arc::new(StoreMetrics::default());
+    let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, store_metrics.clone()));
+    let plane = Arc::new(Plane::new(
+        PlaneSettings {
             stream_buffer: config.stream_buffer,
             heartbeat: config.heartbeat,
             public_url: config.public_url.clone(),
+            admin_evaluates_single_env: store.read_only(),
         },
-        config.request_timeout,
-        store_metrics,
+        limiter.clone(),
+        metrics.clone(),
+        clock.clone(),
     ));
+    let control = Arc::new(Control::new(
+        store.clone(),
+        plane.clone(),
+        clock,
+        config.compile_timeout,
+    ));
+    let state = Arc::new(AppState {
+        control: control.clone(),
+        plane: plane.clone(),
+        store,
+        limiter,
+        metrics,
+        store_metrics,
+        request_timeout: config.request_timeout,
+    });
     // Serve at once (health answers, readiness says "not yet") while the
     // snapshots load; then follow changes other servers write.
-    let sync_state = state.clone();
-    let interval = config.sync_interval;
-    let sync = tokio::spawn(async move {
-        let mut delay = std::time::Duration::from_millis(100);
-        while let Err(e) = sync_state.load_all().await {
-            tracing::warn!(error = %e.message, "cannot load flags yet; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(5));
-        }
-        tracing::info!("snapshots loaded");
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // PostgreSQL announces every commit: look at once, and keep polling
-        // as the fallback for notifications lost while disconnected.
-        let mut notices = sync_state.store.change_notices();
-        // Log when checking starts failing and when it works again, not
-        // on every tick in between.
-        let mut failing = false;
-        loop {
-            match notices.as_mut() {
-                Some(n) => {
-                    tokio::select! {
-                        _ = tick.tick() => {}
-                        changed = n.changed() => {
-                            if changed.is_err() {
-                                notices = None;
-                            }
-                        }
-                    }
-                }
-                None => {
-                    tick.tick().await;
-                }
-            }
-            match sync_state.sync().await {
-                Ok(n) => {
-                    if failing {
-                        tracing::info!("checking the store for changes works again");
-                        failing = false;
-                    }
-                    if n > 0 {
-                        tracing::debug!(environments = n, "picked up changes from the store");
-                    }
-                }
-                Err(e) if !failing => {
-                    tracing::warn!(error = %e.message, "cannot check the store for changes; retrying every tick");
-                    failing = true;
-                }
-                Err(_) => {}
-            }
-        }
-    });
+    let sync = tokio::spawn(control.follow(config.sync_interval));
 
     let app = crate::api::app(state.clone(), config.max_body_bytes);
     let addr = listener.local_addr().map_err(|source| Error::Io {
@@ -228,7 +199,7 @@ pub async fn run(
     let shutdown = async move {
         shutdown.await;
         // Streams never end by themselves: end them, then drain.
-        state.close_streams();
+        plane.close_streams();
     };
     let mut limits = config.http.clone();
     if limits.max_connections == 0 {

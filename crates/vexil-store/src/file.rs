@@ -260,7 +260,7 @@ impl FileStore {
 
     /// Re-reads the file every `every` (off the async threads) until the
     /// store is closed; `clock` gives the time in Unix milliseconds.
-    pub fn watch(self: &Arc<Self>, every: Duration, clock: fn() -> i64) {
+    pub fn watch(self: &Arc<Self>, every: Duration, clock: Arc<dyn Fn() -> i64 + Send + Sync>) {
         let store = self.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -268,7 +268,8 @@ impl FileStore {
             loop {
                 tick.tick().await;
                 let s = store.clone();
-                if let Ok(true) = tokio::task::spawn_blocking(move || s.refresh(clock())).await {
+                let now = clock();
+                if let Ok(true) = tokio::task::spawn_blocking(move || s.refresh(now)).await {
                     store.notices.send_modify(|n| *n += 1);
                 }
             }

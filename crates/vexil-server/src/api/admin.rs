@@ -20,7 +20,7 @@ use vexil_store::{
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, ApiJson, ApiText};
 use crate::keys;
-use crate::state::{AppState, document_of, now_ms};
+use crate::state::{AppState, document_of};
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -165,7 +165,10 @@ async fn create_project(
     check_key("project", &body.key)?;
     let name = body.name.unwrap_or_else(|| body.key.clone());
     check_name("project", &name)?;
-    let p = st.store.create_project(&body.key, &name, now_ms()).await?;
+    let p = st
+        .store
+        .create_project(&body.key, &name, st.now_ms())
+        .await?;
     Ok((StatusCode::CREATED, Json(project_json(&p))).into_response())
 }
 
@@ -212,7 +215,7 @@ async fn create_env(
     check_name("environment", &name)?;
     let env = st
         .store
-        .create_environment(p.id, &body.key, &name, now_ms())
+        .create_environment(p.id, &body.key, &name, st.now_ms())
         .await?;
     st.reload(env.id).await?;
     Ok((StatusCode::CREATED, Json(env_json(&env))).into_response())
@@ -461,7 +464,7 @@ async fn delete_item(
     let env = admin_env(st, who, &p, &e).await?;
     let precondition = if_match(headers)?;
     st.write(&env, who.actor(), |state| {
-        let current = find(&state.items, kind, &key)?;
+        let current = find(state.items, kind, &key)?;
         check_if_match(precondition, kind, &key, Some(current))?;
         Ok(vec![Mutation {
             kind,
@@ -682,7 +685,7 @@ where
     let env = admin_env(st, who, &p, &e).await?;
     let written = st
         .write(&env, who.actor(), |state| {
-            let current = find(&state.items, ItemKind::Flag, &key)?;
+            let current = find(state.items, ItemKind::Flag, &key)?;
             let (after, archived) = change(current)?;
             if after == current.definition && archived == current.archived {
                 return Ok(Vec::new());
@@ -841,7 +844,7 @@ async fn create_key(
             scope,
             project_id: project.as_ref().map(|p| p.id),
             environment_id: env.as_ref().map(|e| e.id),
-            now: now_ms(),
+            now: st.now_ms(),
         })
         .await?;
     st.refresh_keys().await?;
@@ -885,7 +888,7 @@ async fn revoke_key(
             "this admin key cannot revoke keys of other projects",
         ));
     }
-    let key = st.store.revoke_key(id, now_ms()).await?;
+    let key = st.store.revoke_key(id, st.now_ms()).await?;
     st.refresh_keys().await?;
     let projects = st.store.projects().await?;
     let envs = st.store.environments(None).await?;
@@ -942,7 +945,7 @@ async fn import(
     }
     let desired = vexil_store::definitions_of(&doc)
         .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
-    let plan = |state: &vexil_store::EnvState| -> AppResult<Vec<Mutation>> {
+    let plan = |state: &crate::control::EnvView<'_>| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();
         for (kind, key, def) in &desired {
             let current = state
@@ -962,7 +965,7 @@ async fn import(
             });
         }
         if params.mode == ImportMode::Replace {
-            for item in &state.items {
+            for item in state.items {
                 if !desired
                     .iter()
                     .any(|(k, key, _)| *k == item.kind && *key == item.key)

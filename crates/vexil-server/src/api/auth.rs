@@ -17,25 +17,6 @@ pub(crate) struct Principal {
     pub(crate) key: ApiKey,
 }
 
-/// The secret a request carries, if any: `Authorization: Bearer <key>`
-/// first, then `X-API-Key`; empty values count as absent, so a client that
-/// sends an empty `X-API-Key` beside a valid bearer token is not refused.
-pub(crate) fn secret(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, rest)| rest.trim());
-    let api_key = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    bearer
-        .filter(|s| !s.is_empty())
-        .or(api_key.filter(|s| !s.is_empty()))
-}
-
 impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
 
@@ -43,13 +24,11 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let secret = secret(&parts.headers)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-                )
-            })?;
+        let secret = keys::secret(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            )
+        })?;
         let key = state
             .store
             .key_by_hash(&keys::hash(secret))
@@ -60,7 +39,7 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         }
         state
             .limiter
-            .admit(&key, crate::limits::Use::Admin)
+            .admit(&key, crate::http::limits::Use::Admin)
             .map_err(|r| ApiError::rate_limited(r.0))?;
         Ok(Principal { key })
     }

@@ -14,7 +14,7 @@ use serde_json::json;
 use vexil_engine::Problem;
 use vexil_store::{ErrorKind, StoreError};
 
-use crate::state::problems_json;
+use crate::control::WriteError;
 
 /// An error answer.
 #[derive(Debug)]
@@ -138,6 +138,39 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+impl From<WriteError<ApiError>> for ApiError {
+    fn from(e: WriteError<ApiError>) -> Self {
+        match e {
+            WriteError::Refused(e) => e,
+            WriteError::Invalid(problems) => ApiError::invalid(problems),
+            WriteError::CompileTimeout(limit) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "compile_timeout",
+                    format!(
+                        "compiling the environment took longer than the limit of {} ms (--compile-timeout-ms); nothing was changed",
+                        limit.as_millis()
+                    ),
+                )
+            },
+            WriteError::Busy => ApiError::busy(),
+            WriteError::Store(e) => e.into(),
+            WriteError::Internal => ApiError::internal("the compilation task failed"),
+        }
+    }
+}
+
+/// Problems as JSON for error bodies: `[{pointer, message}]`.
+fn problems_json(problems: &[Problem]) -> serde_json::Value {
+    serde_json::Value::Array(
+        problems
+            .iter()
+            .map(|p| json!({"pointer": p.pointer.as_str(), "message": p.message}))
+            .collect(),
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -314,13 +347,6 @@ fn unsupported_media_type(got: &str, want: &str) -> ApiError {
     )
 }
 
-/// The error body of the data plane (OFREP and the native evaluation,
-/// snapshot and stream routes): `{errorCode, errorDetails}`.
-pub(crate) fn data_plane_error(status: StatusCode, code: &str, details: &str) -> Response {
-    let body = json!({"errorCode": code, "errorDetails": details});
-    (status, axum::Json(body)).into_response()
-}
-
 /// Which error format a route answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
@@ -350,7 +376,7 @@ impl Family {
     pub(crate) fn error(self, status: StatusCode, code: &'static str, message: &str) -> Response {
         match self {
             Family::Admin => ApiError::new(status, code, message).into_response(),
-            Family::DataPlane => data_plane_error(status, "GENERAL", message),
+            Family::DataPlane => crate::plane::error(status, None, "GENERAL", message),
         }
     }
 }

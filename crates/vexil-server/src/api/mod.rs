@@ -4,10 +4,9 @@
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod error;
-pub(crate) mod eval;
+mod metrics;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri, header};
@@ -16,28 +15,29 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api::error::{
-    Family, data_plane_error, is_json, is_plain_error, json_error, refused_media_type,
-};
+use crate::api::error::{Family, is_json, is_plain_error, json_error, refused_media_type};
 use crate::state::AppState;
 
-/// The whole application.
+/// The whole application: the admin API, health, metrics and the
+/// OpenAPI description over `state`, and the data plane's routes over
+/// `state.plane`.
 pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
-    Router::new()
+    let admin = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(openapi))
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                crate::metrics::track,
+                metrics::track,
             )),
         )
-        .merge(eval::routes())
+        .with_state(state.clone());
+    admin
+        .merge(crate::plane::routes(state.plane.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
 }
 
 /// Runs a request through the application so that every error answer is
@@ -55,8 +55,9 @@ pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
         .get(header::ORIGIN)
         .map(|o| (header::ORIGIN, o.clone()));
     let mut resp = match refused_media_type(&req, is_json) {
-        Some(t) if family == Family::DataPlane => data_plane_error(
+        Some(t) if family == Family::DataPlane => crate::plane::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
             "GENERAL",
             &format!("request body must be application/json, not `{t}`"),
         ),
@@ -73,7 +74,7 @@ pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
     };
     // Browsers with client keys must be able to read the refusal.
     if let Some(origin) = origin.filter(|_| family == Family::DataPlane) {
-        eval::cors(&axum::http::HeaderMap::from_iter([origin]), &mut resp);
+        crate::plane::cors(&axum::http::HeaderMap::from_iter([origin]), &mut resp);
     }
     resp
 }
@@ -99,9 +100,10 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready: every environment's snapshot is loaded and the store answers.
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    let loaded = st.loaded.load(Ordering::Acquire);
+    let loaded = st.plane.loaded();
     let store = st.store.ping().await;
     let versions: serde_json::Map<String, serde_json::Value> = st
+        .plane
         .snapshots()
         .values()
         .map(|s| {

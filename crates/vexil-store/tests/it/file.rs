@@ -37,7 +37,7 @@ async fn a_flag_file_is_served_read_only_and_its_changes_are_announced() {
     let mut notices = s
         .change_notices()
         .expect("a file store announces its changes");
-    store.watch(Duration::from_millis(50), || 2);
+    store.watch(Duration::from_millis(50), std::sync::Arc::new(|| 2));
     std::fs::write(
         &path,
         format!(r#"{{"flags": {{"a": {flag}, "b": {flag}}}}}"#),

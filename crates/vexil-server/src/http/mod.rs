@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+pub(crate) mod limits;
+
 /// The bounds of connections and requests.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpLimits {

@@ -1,0 +1,78 @@
+use serde_json::json;
+use vexil_store::Action;
+
+use super::*;
+
+fn item(kind: ItemKind, key: &str, def: serde_json::Value, archived: bool) -> Item {
+    Item {
+        kind,
+        key: key.to_owned(),
+        definition: def,
+        version: 1,
+        archived,
+        updated_at: 0,
+    }
+}
+
+fn flag(on: bool) -> serde_json::Value {
+    json!({"variants": {"on": true, "off": false}, "enabled": on, "offVariant": "off", "defaultServe": {"variant": "on"}})
+}
+
+fn mutation(
+    kind: ItemKind,
+    key: &str,
+    after: Option<serde_json::Value>,
+    archived: bool,
+) -> Mutation {
+    Mutation {
+        kind,
+        key: key.to_owned(),
+        action: if after.is_some() {
+            Action::Update
+        } else {
+            Action::Delete
+        },
+        before: None,
+        after,
+        archived,
+    }
+}
+
+#[test]
+fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
+    let items = vec![
+        item(ItemKind::Flag, "b", flag(true), false),
+        item(ItemKind::Flag, "d", flag(false), true),
+        item(ItemKind::Flag, "a", flag(true), false),
+        item(ItemKind::Segment, "s", json!({"rules": []}), false),
+    ];
+    let doc = document_of(items.iter()).unwrap();
+    assert_eq!(doc.flags.keys().collect::<Vec<_>>(), ["a", "b"]);
+    let changes = [
+        vec![mutation(ItemKind::Flag, "c", Some(flag(false)), false)],
+        vec![mutation(ItemKind::Flag, "a", None, false)],
+        vec![mutation(ItemKind::Flag, "b", Some(flag(false)), true)],
+        vec![mutation(ItemKind::Flag, "d", Some(flag(true)), false)],
+        vec![
+            mutation(ItemKind::Segment, "s", None, false),
+            mutation(ItemKind::Segment, "t", Some(json!({"rules": []})), false),
+            mutation(ItemKind::Flag, "0", Some(flag(true)), false),
+        ],
+    ];
+    for mutations in changes {
+        let (after, doc_after) = apply(&items, &doc, &mutations, 2, 7).unwrap();
+        let expected = document_of(after.iter()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&doc_after).unwrap(),
+            serde_json::to_value(&expected).unwrap(),
+            "{mutations:?}"
+        );
+    }
+}
+
+#[test]
+fn a_definition_that_does_not_parse_is_named() {
+    let items = [item(ItemKind::Flag, "x", json!({"nope": 1}), false)];
+    let e = document_of(items.iter()).unwrap_err();
+    assert!(e.message.contains("`x`"), "{e}");
+}

@@ -1,0 +1,256 @@
+//! Delivery to edges, SDKs and browsers: the environment's document
+//! (`GET /api/v1/snapshot`, ETag = version), the change stream for edges
+//! and server SDKs (`GET /api/v1/stream`, resumable with `Last-Event-ID`
+//! from the hub's ring), and the OFREP event stream for web clients
+//! (`GET /ofrep/v1/events`).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use tokio::sync::broadcast;
+use vexil_store::Scope;
+
+use super::Plane;
+use super::caller::{Needs, caller, cors, refuse};
+use super::hub::StreamEvent;
+use crate::keys;
+
+/// `GET /api/v1/snapshot`: the environment's rules as a native document,
+/// for edges and server SDKs, with `ETag` = version and 304 on a match.
+pub(super) async fn snapshot(State(plane): State<Arc<Plane>>, headers: HeaderMap) -> Response {
+    let started = tokio::time::Instant::now();
+    let resp = snapshot_inner(&plane, &headers);
+    plane
+        .metrics
+        .hot
+        .snapshot
+        .observe(resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+fn snapshot_inner(plane: &Plane, headers: &HeaderMap) -> Response {
+    let env = match caller(plane, headers, Needs::Rules) {
+        Ok(c) => c.env,
+        Err(resp) => return *resp,
+    };
+    let etag = format!("\"{}\"", env.env.version);
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if matches {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(Body::from(env.document.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag_value);
+    // Shared caches may keep it but must revalidate; the key is part of
+    // the request, so cache per key.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=0, must-revalidate"),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-Key"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&env.env.version.to_string()) {
+        h.insert("x-vexil-version", v);
+    }
+    resp
+}
+
+/// The `Last-Event-ID` of a reconnect: the header, or `?lastEventId=`.
+fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Option<i64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query.and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("lastEventId=").map(str::to_owned))
+            })
+        })
+        .and_then(|v| v.trim().parse::<i64>().ok())
+}
+
+/// `GET /api/v1/stream`: server-sent events for edges and server SDKs. A
+/// full `snapshot` event first, then one `change` event per environment
+/// version, each with `id: <version>`. Reconnecting with `Last-Event-ID`
+/// sends only the changes since that version when the hub's ring still
+/// holds them all, and a snapshot otherwise. A subscriber that falls more
+/// than the buffer behind is dropped; it reconnects and resumes.
+pub(super) async fn stream(
+    State(plane): State<Arc<Plane>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (env, key_hash) = match caller(&plane, &headers, Needs::Rules) {
+        Ok(c) => (c.env, c.key_hash),
+        Err(resp) => return *resp,
+    };
+    let env_id = env.env.id;
+    // Subscribe before looking at the current version: nothing falls
+    // between the two.
+    let rx = plane.hub.subscribe(env_id);
+    let current = plane.snapshot(env_id).unwrap_or(env);
+    let version = current.env.version;
+    let snapshot_frame = || {
+        Bytes::from(vexil_protocol::sse::snapshot_frame(
+            version,
+            &current.document,
+        ))
+    };
+    let initial = match last_event_id(&headers, query.as_deref()) {
+        Some(last) if last == version => Vec::new(),
+        Some(last) if (0..version).contains(&last) => plane
+            .hub
+            .since(env_id, last, version)
+            .unwrap_or_else(|| vec![snapshot_frame()]),
+        _ => vec![snapshot_frame()],
+    };
+    let body = event_body(&plane, rx, key_hash, initial, version, |ev| {
+        ev.frame.clone()
+    });
+    event_stream_response(body)
+}
+
+/// `GET /ofrep/v1/events?key=…`: the OFREP event stream for web clients, a
+/// `refetchEvaluation` message whenever the environment changes. Client
+/// keys only: other keys are secrets and do not belong in URLs.
+pub(super) async fn ofrep_events(
+    State(plane): State<Arc<Plane>>,
+    mut headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(key) = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=")))
+    {
+        let key = vexil_protocol::url::percent_decode(key);
+        if let Ok(v) = HeaderValue::from_str(&key) {
+            headers.insert("x-api-key", v);
+        }
+    }
+    let mut resp = match caller(&plane, &headers, Needs::Values) {
+        Ok(c) if c.scope == Scope::Client => {
+            let rx = plane.hub.subscribe(c.env.env.id);
+            let body = event_body(
+                &plane,
+                rx,
+                c.key_hash,
+                Vec::new(),
+                c.env.env.version,
+                |ev| vexil_protocol::sse::refetch_frame(ev.version).into(),
+            );
+            event_stream_response(body)
+        }
+        Ok(_) => refuse(
+            StatusCode::FORBIDDEN,
+            "the event stream takes client keys only: other keys are secrets and must not travel in URLs",
+        ),
+        Err(resp) => *resp,
+    };
+    cors(&headers, &mut resp);
+    resp
+}
+
+fn event_stream_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// The body of an SSE response: `initial` frames, then one frame per
+/// change event newer than `sent` (made by `frame`), heartbeats while idle;
+/// ends when the subscriber lags behind the buffer, the key it was opened
+/// with is revoked, or the server shuts down.
+fn event_body(
+    plane: &Arc<Plane>,
+    rx: broadcast::Receiver<Arc<StreamEvent>>,
+    key_hash: keys::Digest,
+    initial: Vec<Bytes>,
+    sent: i64,
+    frame: fn(&StreamEvent) -> Bytes,
+) -> Body {
+    struct Feed {
+        plane: Arc<Plane>,
+        closing: tokio::sync::watch::Receiver<bool>,
+        rx: broadcast::Receiver<Arc<StreamEvent>>,
+        revocations: tokio::sync::watch::Receiver<u64>,
+        key_hash: keys::Digest,
+        initial: std::vec::IntoIter<Bytes>,
+        sent: i64,
+        frame: fn(&StreamEvent) -> Bytes,
+    }
+    let feed = Feed {
+        closing: plane.closing.subscribe(),
+        revocations: plane.key_revocations.subscribe(),
+        key_hash,
+        plane: plane.clone(),
+        rx,
+        initial: initial.into_iter(),
+        sent,
+        frame,
+    };
+    let body = futures_util::stream::unfold(feed, |mut feed| async move {
+        if let Some(frame) = feed.initial.next() {
+            return Some((Ok::<Bytes, std::convert::Infallible>(frame), feed));
+        }
+        loop {
+            if *feed.closing.borrow() {
+                return None;
+            }
+            let heartbeat = feed.plane.settings.heartbeat;
+            let next = tokio::select! {
+                _ = feed.closing.changed() => return None,
+                _ = feed.revocations.changed() => {
+                    // The key was revoked: end the stream.
+                    feed.plane.key(&feed.key_hash)?;
+                    continue;
+                }
+                next = tokio::time::timeout(heartbeat, feed.rx.recv()) => next,
+            };
+            match next {
+                Err(_) => {
+                    let beat = Bytes::from_static(vexil_protocol::sse::heartbeat());
+                    return Some((Ok(beat), feed));
+                }
+                Ok(Ok(ev)) if ev.version > feed.sent => {
+                    feed.sent = ev.version;
+                    let out = (feed.frame)(&ev);
+                    return Some((Ok(out), feed));
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    feed.plane
+                        .metrics
+                        .subscribers_dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return None;
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    });
+    Body::from_stream(body)
+}

@@ -1,0 +1,61 @@
+//! `EnvSnapshot`: one environment at one version, as every evaluator
+//! holds it: its items (what the store holds), the native document, the
+//! compiled snapshot, and the document's JSON for downloads.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use vexil_engine::Snapshot;
+use vexil_engine::model::Document;
+use vexil_store::{Environment, Item};
+
+use crate::metrics::EvalCounters;
+
+/// One environment's compiled flags at one version. Immutable: a new
+/// version is a new `EnvSnapshot`, swapped in whole.
+#[derive(Debug)]
+pub(crate) struct EnvSnapshot {
+    pub(crate) env: Environment,
+    /// Every item, archived ones included, in the store's order: what the
+    /// write path plans against without reading the store.
+    pub(crate) items: Arc<Vec<Item>>,
+    /// The live (not archived) items as a typed document: the write path
+    /// starts from it and parses only the items a change touches.
+    pub(crate) doc: Arc<Document>,
+    pub(crate) snapshot: Snapshot,
+    /// The document as JSON, serialised once per version for every edge
+    /// and SDK that downloads it.
+    pub(crate) document: Bytes,
+    /// When this version was installed here.
+    pub(crate) installed_at: tokio::time::Instant,
+    /// The environment's evaluation counters (shared by all its versions).
+    pub(crate) evaluations: Arc<EvalCounters>,
+}
+
+impl EnvSnapshot {
+    /// An environment at a version; `evaluations` are the environment's
+    /// counters (`Plane::eval_counters`).
+    pub(crate) fn new(
+        env: Environment,
+        items: Arc<Vec<Item>>,
+        doc: Arc<Document>,
+        snapshot: Snapshot,
+        evaluations: Arc<EvalCounters>,
+    ) -> Self {
+        let document = serde_json::to_vec(&*doc).unwrap_or_default().into();
+        EnvSnapshot {
+            env,
+            items,
+            doc,
+            snapshot,
+            document,
+            installed_at: tokio::time::Instant::now(),
+            evaluations,
+        }
+    }
+
+    /// `project/environment`, as metrics and logs name it.
+    pub(crate) fn label(&self) -> String {
+        format!("{}/{}", self.env.project_key, self.env.key)
+    }
+}
