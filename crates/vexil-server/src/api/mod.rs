@@ -40,6 +40,24 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
+/// The accept loop serves the router through [`serve_request`]; its
+/// refusals (a body too large or too slow) use the route family's format.
+impl crate::http::App for Router {
+    fn serve(self, req: Request) -> impl std::future::Future<Output = Response> + Send {
+        serve_request(self, req)
+    }
+
+    fn refuse(
+        &self,
+        path: &str,
+        status: StatusCode,
+        code: &'static str,
+        message: &str,
+    ) -> Response {
+        Family::of(path).error(status, code, message)
+    }
+}
+
 /// Runs a request through the application so that every error answer is
 /// JSON in its route family's format (issue 13, item 9): a data-plane body
 /// labelled with a non-JSON type is refused with 415 here (admin routes

@@ -7,24 +7,40 @@
 //! One small hyper connection per client (SSE subscribers hold theirs for
 //! long), drained gracefully at shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use axum::http::{Request, Response, StatusCode};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+mod body;
 pub(crate) mod limits;
+mod watch;
+
+use body::Bounded;
+use watch::{Activity, Watched};
+
+/// What the accept loop serves: the application, and how a request is
+/// refused before the application sees it (a body too large or too slow).
+pub(crate) trait App: Clone + Send + Sync + 'static {
+    /// Answers a request whose body has fully arrived.
+    fn serve(self, req: Request<Body>) -> impl Future<Output = Response<Body>> + Send;
+
+    /// A refusal in the error format of the routes `path` belongs to.
+    fn refuse(
+        &self,
+        path: &str,
+        status: StatusCode,
+        code: &'static str,
+        message: &str,
+    ) -> Response<Body>;
+}
 
 /// The bounds of connections and requests.
 #[derive(Debug, Clone)]
@@ -111,9 +127,9 @@ impl ConnMetrics {
 }
 
 /// Serves `app` until `shutdown` completes, then drains open connections.
-pub(crate) async fn serve(
+pub(crate) async fn serve<A: App>(
     listener: TcpListener,
-    app: axum::Router,
+    app: A,
     limits: HttpLimits,
     metrics: Arc<ConnMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -242,231 +258,4 @@ impl AcceptBackoff {
         self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
         tokio::time::sleep(self.delay).await;
     }
-}
-
-/// When a connection last moved bytes.
-struct Activity {
-    start: Instant,
-    /// Milliseconds since `start`.
-    last: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            start: Instant::now(),
-            last: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last.store(ms, Ordering::Relaxed);
-    }
-
-    /// Completes once nothing has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-/// A socket that records when it last read or wrote something.
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// The application behind the body bounds: a request body is read whole,
-/// within `body_timeout` and `max_body_bytes`, before any handler runs. So
-/// an answer given before looking at the body (401, 429) leaves the
-/// connection reusable, and a body that is too large or too slow is
-/// answered in the route family's JSON format and the connection closed.
-#[derive(Clone)]
-struct Bounded {
-    app: axum::Router,
-    limits: Arc<HttpLimits>,
-    metrics: Arc<ConnMetrics>,
-}
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-impl hyper::service::Service<Request<Incoming>> for Bounded {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
-    }
-}
-
-impl Bounded {
-    async fn handle(self, req: Request<Incoming>) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let body = if hyper::body::Body::is_end_stream(&body) {
-            Body::empty()
-        } else {
-            match self.read_body(&parts, body).await {
-                Ok(bytes) => Body::from(bytes),
-                Err(resp) => return resp,
-            }
-        };
-        crate::api::serve_request(self.app, Request::from_parts(parts, body)).await
-    }
-
-    async fn read_body(
-        &self,
-        parts: &axum::http::request::Parts,
-        body: Incoming,
-    ) -> Result<axum::body::Bytes, Response<Body>> {
-        let max = self.limits.max_body_bytes;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let too_large = || {
-            refusal(
-                parts.uri.path(),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                &format!("the request body exceeds the limit of {max} bytes (--max-body-bytes)"),
-            )
-        };
-        let deadline = Instant::now() + self.limits.body_timeout;
-        if let Some(len) = declared.filter(|len| *len > max as u64) {
-            // Read what was announced (up to a bound) so the client sees the
-            // answer instead of a reset, then close.
-            if len <= 4 * max as u64 {
-                let drain = async {
-                    let mut body = body;
-                    while let Some(Ok(_)) = body.frame().await {}
-                };
-                let _ = tokio::time::timeout_at(deadline, drain).await;
-            }
-            return Err(too_large());
-        }
-        let limited = http_body_util::Limited::new(body, max);
-        match tokio::time::timeout_at(deadline, read_all(limited)).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(e)) => Err(refusal(
-                parts.uri.path(),
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("cannot read the request body: {e}"),
-            )),
-            Err(_) => {
-                self.metrics.body_timeouts.fetch_add(1, Ordering::Relaxed);
-                Err(refusal(
-                    parts.uri.path(),
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    &format!(
-                        "the request body did not arrive within {} ms",
-                        self.limits.body_timeout.as_millis()
-                    ),
-                ))
-            }
-        }
-    }
-}
-
-/// Reads a whole body. Most request bodies arrive in one frame: that frame
-/// is the answer, without copying or collecting.
-async fn read_all(
-    mut body: http_body_util::Limited<Incoming>,
-) -> Result<axum::body::Bytes, Box<dyn std::error::Error + Send + Sync>> {
-    let mut first: Option<axum::body::Bytes> = None;
-    let mut more: Option<Vec<u8>> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue; // trailers
-        };
-        match (&first, &mut more) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut all = Vec::with_capacity(f.len() + data.len());
-                all.extend_from_slice(f);
-                all.extend_from_slice(&data);
-                more = Some(all);
-            }
-            (Some(_), Some(all)) => all.extend_from_slice(&data),
-        }
-    }
-    Ok(match (more, first) {
-        (Some(all), _) => all.into(),
-        (None, Some(f)) => f,
-        (None, None) => axum::body::Bytes::new(),
-    })
-}
-
-/// A refusal before the application saw the request, in the route
-/// family's error format, closing the connection.
-fn refusal(path: &str, status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
-    let mut resp = crate::api::error::Family::of(path).error(status, code, message);
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
 }
