@@ -1,0 +1,240 @@
+//! The admin API under `/api/v1`: the route table of every resource
+//! (projects, environments, flags, segments, the audit log, export and
+//! import, API keys), and the helpers they share: key and name checks,
+//! admin lookups, items with their ETags, and `If-Match` preconditions.
+
+mod api_keys;
+mod audit;
+mod environments;
+mod flags;
+mod items;
+mod projects;
+mod transfer;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use vexil_store::{Environment, Item, ItemKind, Project};
+
+use crate::api::auth::Principal;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+use self::items::{Flags, Segments};
+
+type AppResult<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    let env = "/api/v1/projects/{project}/environments/{env}";
+    Router::new()
+        .route(
+            "/api/v1/projects",
+            get(projects::list).post(projects::create),
+        )
+        .route("/api/v1/projects/{project}", get(projects::get))
+        .route(
+            "/api/v1/projects/{project}/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route(env, get(environments::get))
+        .route(&format!("{env}/flags"), get(items::list::<Flags>))
+        .route(
+            &format!("{env}/flags/{{key}}"),
+            get(items::get::<Flags>)
+                .put(items::put::<Flags>)
+                .delete(items::delete::<Flags>),
+        )
+        .route(&format!("{env}/flags/{{key}}/toggle"), post(flags::toggle))
+        .route(
+            &format!("{env}/flags/{{key}}/archive"),
+            post(flags::archive),
+        )
+        .route(
+            &format!("{env}/flags/{{key}}/restore"),
+            post(flags::restore),
+        )
+        .route(&format!("{env}/flags/{{key}}/copy"), post(flags::copy))
+        .route(
+            &format!("{env}/flags/{{key}}/audit"),
+            get(audit::item::<Flags>),
+        )
+        .route(&format!("{env}/segments"), get(items::list::<Segments>))
+        .route(
+            &format!("{env}/segments/{{key}}"),
+            get(items::get::<Segments>)
+                .put(items::put::<Segments>)
+                .delete(items::delete::<Segments>),
+        )
+        .route(
+            &format!("{env}/segments/{{key}}/audit"),
+            get(audit::item::<Segments>),
+        )
+        .route(&format!("{env}/audit"), get(audit::env))
+        .route(&format!("{env}/export"), get(transfer::export))
+        .route(&format!("{env}/import"), post(transfer::import))
+        .route("/api/v1/keys", get(api_keys::list).post(api_keys::create))
+        .route("/api/v1/keys/{id}/revoke", post(api_keys::revoke))
+}
+
+/// Keys of projects and environments follow the flag key rules.
+fn check_key(what: &str, key: &str) -> AppResult<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_key",
+            format!(
+                "invalid {what} key `{key}`: use 1 to 64 letters, digits, `_`, `-` and `.`, starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Longest project, environment or API key name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// Names of projects, environments and API keys: 1 to 100 characters, not
+/// blank, no control characters (the same on every backend).
+fn check_name(what: &str, name: &str) -> AppResult<()> {
+    let problem = if name.trim().is_empty() {
+        Some("must not be empty or blank".to_owned())
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Some(format!(
+            "is {} characters long; the limit is {MAX_NAME_CHARS}",
+            name.chars().count()
+        ))
+    } else {
+        name.chars()
+            .find(|c| c.is_control())
+            .map(|c| format!("contains the control character U+{:04X}", c as u32))
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(ApiError::bad_request(
+            "invalid_name",
+            format!("{what} name {p}"),
+        )),
+    }
+}
+
+fn item_json(i: &Item) -> Value {
+    json!({"key": i.key, "version": i.version, "archived": i.archived, "updatedAt": i.updated_at, "definition": i.definition})
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// An item with its ETag.
+fn item_response(status: StatusCode, item: &Item) -> Response {
+    (
+        status,
+        [(header::ETAG, etag(item.version))],
+        Json(item_json(item)),
+    )
+        .into_response()
+}
+
+/// Authenticates an admin for the project and returns it.
+async fn admin_project(st: &AppState, who: &Principal, project: &str) -> AppResult<Project> {
+    who.require_admin(None)?;
+    let p = st.store.project(project).await?;
+    who.require_admin(Some(&p))?;
+    Ok(p)
+}
+
+/// Authenticates an admin for the environment and returns it.
+async fn admin_env(
+    st: &AppState,
+    who: &Principal,
+    project: &str,
+    env: &str,
+) -> AppResult<Environment> {
+    who.require_admin(None)?;
+    let env = st.store.environment(project, env).await?;
+    who.require_env_admin(&env)?;
+    Ok(env)
+}
+
+fn kind_name(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::Flag => "flag",
+        _ => "segment",
+    }
+}
+
+fn find<'a>(items: &'a [Item], kind: ItemKind, key: &str) -> AppResult<&'a Item> {
+    items
+        .iter()
+        .find(|i| i.kind == kind && i.key == key)
+        .ok_or_else(|| ApiError::not_found(format!("{} `{key}` not found", kind_name(kind))))
+}
+
+/// The version an `If-Match` header names: `Some(None)` for `*`.
+fn if_match<'a>(headers: &'a HeaderMap) -> AppResult<Option<Option<i64>>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(Some(None));
+    }
+    // An entity tag is quoted (RFC 9110): `"12"` or `W/"12"`; the bare
+    // version `12` is taken too.
+    let quoted = |t: &'a str| t.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+    let version = match text.strip_prefix("W/") {
+        Some(weak) => quoted(weak),
+        None => quoted(text).or(Some(text)),
+    }
+    .filter(|t| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit()))
+    .and_then(|t| t.parse::<i64>().ok());
+    version.map(|n| Some(Some(n))).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_header",
+            format!("If-Match must be a version ETag such as \"12\", got `{text}`"),
+        )
+    })
+}
+
+fn precondition_failed(kind: ItemKind, key: &str, current: i64, wanted: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        format!(
+            "{} `{key}` is at version {current}, not {wanted}: it changed since you read it",
+            kind_name(kind)
+        ),
+    )
+}
+
+/// Checks `If-Match` against the item's current version.
+fn check_if_match(
+    precondition: Option<Option<i64>>,
+    kind: ItemKind,
+    key: &str,
+    current: Option<&Item>,
+) -> AppResult<()> {
+    match (precondition, current) {
+        (Some(Some(wanted)), Some(item)) if item.version != wanted => {
+            Err(precondition_failed(kind, key, item.version, wanted))
+        }
+        (Some(_), None) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+            format!("{} `{key}` does not exist", kind_name(kind)),
+        )),
+        _ => Ok(()),
+    }
+}

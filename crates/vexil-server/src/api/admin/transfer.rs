@@ -1,0 +1,148 @@
+//! Export of an environment as a native document, and import of a native
+//! or flagd document (JSON or YAML), merged or replacing, with a dry run.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vexil_store::{Action, ItemKind, Mutation};
+
+use super::{AppResult, St, admin_env, etag};
+use crate::api::auth::Principal;
+use crate::api::error::{ApiError, ApiText};
+use crate::state::document_of;
+
+pub(super) async fn export(
+    State(st): St,
+    who: Principal,
+    Path((p, e)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let env = admin_env(&st, &who, &p, &e).await?;
+    let state = st.store.load(env.id).await?;
+    let doc = document_of(state.items.iter())?;
+    Ok(([(header::ETAG, etag(state.env.version))], Json(doc)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ImportParams {
+    /// Validate and report what would change, without changing anything.
+    #[serde(default)]
+    dry_run: bool,
+    /// `merge` (default): create and update what the document has.
+    /// `replace`: also delete flags and segments it does not have.
+    #[serde(default)]
+    mode: ImportMode,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ImportMode {
+    #[default]
+    Merge,
+    Replace,
+}
+
+/// Imports a native or flagd document (JSON or YAML) into an environment.
+pub(super) async fn import(
+    State(st): St,
+    who: Principal,
+    Path((p, e)): Path<(String, String)>,
+    params: Result<Query<ImportParams>, QueryRejection>,
+    ApiText(text): ApiText,
+) -> AppResult<Json<Value>> {
+    let env = admin_env(&st, &who, &p, &e).await?;
+    let Query(params) = params?;
+    // A forgotten body is not an empty document (with `mode=replace` it
+    // would delete everything); `{}` is one.
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the request body is empty: send a native or flagd document (`{}` is an empty one)",
+        ));
+    }
+    let doc = vexil_engine::parse(&text, vexil_engine::Format::Auto)
+        .map_err(|e| ApiError::invalid(e.problems()))?
+        .into_native()
+        .map_err(|p| ApiError::invalid(p.0))?;
+    if doc.bucketing != vexil_engine::model::Bucketing::default() {
+        return Err(ApiError::bad_request(
+            "unsupported_bucketing",
+            "this document uses `bucketing: cbor`; environments in the store use the default bucketing for now",
+        ));
+    }
+    let desired = vexil_store::definitions_of(&doc)
+        .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
+    let plan = |state: &crate::control::EnvView<'_>| -> AppResult<Vec<Mutation>> {
+        let mut mutations = Vec::new();
+        for (kind, key, def) in &desired {
+            let current = state
+                .items
+                .iter()
+                .find(|i| i.kind == *kind && &i.key == key);
+            if current.is_some_and(|c| &c.definition == def && !c.archived) {
+                continue;
+            }
+            mutations.push(Mutation {
+                kind: *kind,
+                key: key.clone(),
+                action: Action::Import,
+                before: current.map(|c| c.definition.clone()),
+                after: Some(def.clone()),
+                archived: false,
+            });
+        }
+        if params.mode == ImportMode::Replace {
+            for item in state.items {
+                if !desired
+                    .iter()
+                    .any(|(k, key, _)| *k == item.kind && *key == item.key)
+                {
+                    mutations.push(Mutation {
+                        kind: item.kind,
+                        key: item.key.clone(),
+                        action: Action::Delete,
+                        before: Some(item.definition.clone()),
+                        after: None,
+                        archived: false,
+                    });
+                }
+            }
+        }
+        Ok(mutations)
+    };
+    let (mutations, version) = if params.dry_run {
+        (st.preview(&env, plan).await?, None)
+    } else {
+        let written = st.write(&env, who.actor(), plan).await?;
+        (written.mutations, Some(written.version))
+    };
+    let summary = |kind: ItemKind| {
+        let pick = |f: &dyn Fn(&Mutation) -> bool| -> Vec<&str> {
+            mutations
+                .iter()
+                .filter(|m| m.kind == kind && f(m))
+                .map(|m| m.key.as_str())
+                .collect()
+        };
+        let total = desired.iter().filter(|(k, _, _)| *k == kind).count();
+        let created = pick(&|m| m.before.is_none());
+        let updated = pick(&|m| m.before.is_some() && m.after.is_some());
+        let deleted = pick(&|m| m.after.is_none());
+        json!({
+            "created": created,
+            "updated": updated,
+            "deleted": deleted,
+            "unchanged": total - created.len() - updated.len(),
+        })
+    };
+    Ok(Json(json!({
+        "dryRun": params.dry_run,
+        "flags": summary(ItemKind::Flag),
+        "segments": summary(ItemKind::Segment),
+        "version": version,
+    })))
+}
