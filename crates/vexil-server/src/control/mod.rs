@@ -139,8 +139,14 @@ impl Control {
             items: &current.items,
         };
         let mutations = plan(&view).map_err(WriteError::Refused)?;
-        let doc = document::apply_document(&current.doc, &mutations)?;
-        self.compile_bounded(doc).await?;
+        let (mutations, _) = self
+            .compile_bounded(
+                current.clone(),
+                mutations,
+                current.env.version + 1,
+                self.now_ms(),
+            )
+            .await?;
         Ok(mutations)
     }
 
@@ -193,9 +199,14 @@ impl Control {
             }
             let now = self.now_ms();
             let based_on = current.env.version;
-            let (items, doc) =
-                document::apply(&current.items, &current.doc, &mutations, based_on + 1, now)?;
-            let (doc, snapshot) = self.compile_bounded(doc).await?;
+            let (mutations, next) = self
+                .compile_bounded(current.clone(), mutations, based_on + 1, now)
+                .await?;
+            let Next {
+                items,
+                doc,
+                snapshot,
+            } = next;
             match self
                 .store
                 .commit(env.id, based_on, actor, &mutations, now)
@@ -230,18 +241,35 @@ impl Control {
         Err(WriteError::Busy)
     }
 
-    /// Compiles a document off the async threads, within
-    /// `compile_timeout`: past it the compilation is stopped (not left
-    /// running) and the write refused.
+    /// Applies `mutations` to `current` and compiles the result, off the
+    /// async threads (parsing the changed definitions and compiling the
+    /// environment can take long) and within `compile_timeout`: past it the
+    /// work is stopped (not left running) and the write refused. Gives the
+    /// mutations back with the environment after them.
     async fn compile_bounded<E>(
         &self,
-        doc: Document,
-    ) -> Result<(Document, Snapshot), WriteError<E>> {
+        current: Arc<EnvSnapshot>,
+        mutations: Vec<Mutation>,
+        version: i64,
+        now: i64,
+    ) -> Result<(Vec<Mutation>, Next), WriteError<E>> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let mut work = tokio::task::spawn_blocking(move || {
-            let compiled = vexil_engine::compile_until(&doc, &flag);
-            (doc, compiled)
+            let next: Result<Next, WriteError<std::convert::Infallible>> =
+                document::apply(&current.items, &current.doc, &mutations, version, now)
+                    .map_err(WriteError::Store)
+                    .and_then(
+                        |(items, doc)| match vexil_engine::compile_until(&doc, &flag) {
+                            Ok(c) => Ok(Next {
+                                items,
+                                doc,
+                                snapshot: c.snapshot,
+                            }),
+                            Err(problems) => Err(WriteError::Invalid(problems.0)),
+                        },
+                    );
+            (mutations, next)
         });
         let joined = tokio::select! {
             done = &mut work => done,
@@ -250,15 +278,24 @@ impl Control {
                 work.await
             }
         };
-        let (doc, compiled) = joined.map_err(|_| WriteError::Internal)?;
-        match compiled {
-            Ok(c) => Ok((doc, c.snapshot)),
+        let (mutations, next) = joined.map_err(|_| WriteError::Internal)?;
+        match next {
+            Ok(next) => Ok((mutations, next)),
             Err(_) if stop.load(Ordering::Relaxed) => {
                 Err(WriteError::CompileTimeout(self.compile_timeout))
             }
-            Err(problems) => Err(WriteError::Invalid(problems.0)),
+            Err(WriteError::Store(e)) => Err(WriteError::Store(e)),
+            Err(WriteError::Invalid(problems)) => Err(WriteError::Invalid(problems)),
+            Err(_) => Err(WriteError::Internal),
         }
     }
+}
+
+/// An environment after a change, compiled.
+struct Next {
+    items: Arc<Vec<Item>>,
+    doc: Document,
+    snapshot: Snapshot,
 }
 
 /// The SSE frame of one committed change.
