@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod error;
+mod extract;
 mod metrics;
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api::error::{Family, is_json, is_plain_error, json_error, refused_media_type};
+use crate::api::error::{Family, is_plain_error, json_error};
+use crate::api::extract::{is_json, refused_media_type};
 use crate::state::AppState;
 
 /// The whole application: the admin API, health, metrics and the

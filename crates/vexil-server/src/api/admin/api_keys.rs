@@ -11,7 +11,8 @@ use vexil_store::{Environment, NewKey, Project, Scope};
 
 use super::{AppResult, St, check_name};
 use crate::api::auth::Principal;
-use crate::api::error::{ApiError, ApiJson};
+use crate::api::error::ApiError;
+use crate::api::extract::ApiJson;
 use crate::keys;
 
 #[derive(Debug, Deserialize)]

@@ -10,7 +10,7 @@ use vexil_store::Environment;
 use super::projects::NewProject;
 use super::{AppResult, St, admin_env, admin_project, check_key, check_name};
 use crate::api::auth::Principal;
-use crate::api::error::ApiJson;
+use crate::api::extract::ApiJson;
 
 fn env_json(e: &Environment) -> Value {
     json!({"project": e.project_key, "key": e.key, "name": e.name, "version": e.version, "createdAt": e.created_at})

@@ -10,7 +10,7 @@ use vexil_store::{Action, Item, ItemKind, Mutation};
 
 use super::{AppResult, St, admin_env, check_if_match, find, if_match, item_response};
 use crate::api::auth::Principal;
-use crate::api::error::ApiJson;
+use crate::api::extract::ApiJson;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]

@@ -17,7 +17,8 @@ use super::{
     AppResult, St, admin_env, check_if_match, find, if_match, item_json, item_response, kind_name,
 };
 use crate::api::auth::Principal;
-use crate::api::error::{ApiError, ApiJson};
+use crate::api::error::ApiError;
+use crate::api::extract::ApiJson;
 
 /// Flags or segments, for the handlers here and in `audit`: the route
 /// table names them `items::list::<Flags>`, `audit::item::<Segments>` and

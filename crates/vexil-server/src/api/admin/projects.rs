@@ -10,7 +10,7 @@ use vexil_store::Project;
 
 use super::{AppResult, St, admin_project, check_key, check_name};
 use crate::api::auth::Principal;
-use crate::api::error::ApiJson;
+use crate::api::extract::ApiJson;
 
 fn project_json(p: &Project) -> Value {
     json!({"key": p.key, "name": p.name, "createdAt": p.created_at})

@@ -12,7 +12,8 @@ use vexil_store::{Action, ItemKind, Mutation};
 
 use super::{AppResult, St, admin_env, etag};
 use crate::api::auth::Principal;
-use crate::api::error::{ApiError, ApiText};
+use crate::api::error::ApiError;
+use crate::api::extract::ApiText;
 use crate::state::document_of;
 
 pub(super) async fn export(

@@ -1,0 +1,155 @@
+//! The admin API's body extractors, `ApiJson` and `ApiText`, whose
+//! rejections are `ApiError`s, and the media-type rules every route family
+//! applies to request bodies (JSON, or JSON or YAML for imports; a body
+//! without a label is read as the route's format).
+
+use axum::body::HttpBody;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// JSON request body; malformed bodies get an `ApiError` naming the place.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(refused) = refused_media_type(&req, is_json) {
+            return Err(unsupported_media_type(&refused, "application/json"));
+        }
+        let bytes = body_bytes(req, state).await?;
+        if !is_json_object(&bytes) {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "request body must be a JSON object",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!(" at {path}")
+            };
+            ApiError::bad_request(
+                "invalid_json",
+                format!("invalid JSON body{at}: {}", e.inner()),
+            )
+        })?;
+        de.end().map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}"))
+        })?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// Reads a request body within the configured limit.
+async fn body_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "body_too_large",
+                    "request body is larger than the configured limit",
+                )
+            } else {
+                ApiError::new(status, "invalid_body", e.body_text())
+            }
+        })
+}
+
+/// A UTF-8 text body (documents to import: JSON or YAML).
+pub(crate) struct ApiText(pub(crate) String);
+
+impl<S: Send + Sync> FromRequest<S> for ApiText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(refused) = refused_media_type(&req, |t| is_json(t) || is_yaml(t)) {
+            return Err(unsupported_media_type(
+                &refused,
+                "application/json, application/yaml or text/yaml",
+            ));
+        }
+        let bytes = body_bytes(req, state).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(ApiText)
+            .map_err(|_| ApiError::bad_request("invalid_body", "request body is not UTF-8 text"))
+    }
+}
+
+/// Whether a body holds a JSON object (or starts like one: the parser
+/// reports the rest). serde reads a struct from an array too, by field
+/// position, so `["p"]` would otherwise create project `p`.
+pub(crate) fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The media type of a request body, lowercased and without parameters
+/// (`application/json; charset=utf-8` is `application/json`); `None`
+/// without a `Content-Type` header.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(v.as_bytes());
+    let essence = text.split(';').next().unwrap_or("").trim();
+    Some(essence.to_ascii_lowercase())
+}
+
+/// `application/json`, or a `+json` type such as `application/ld+json`.
+pub(crate) fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || media_type
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// The YAML media types in use (`application/yaml` is the registered one).
+pub(crate) fn is_yaml(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+    )
+}
+
+/// The media type of a request whose non-empty body is labelled with a
+/// type `accepted` refuses. A body without `Content-Type` is read as the
+/// route's format (clients that do not label their bodies keep working);
+/// a request without a body is never refused for its label.
+pub(crate) fn refused_media_type(req: &Request, accepted: impl Fn(&str) -> bool) -> Option<String> {
+    if req.body().size_hint().exact() == Some(0) {
+        return None;
+    }
+    // The common case without allocating: exactly `application/json`.
+    if req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
+        && accepted("application/json")
+    {
+        return None;
+    }
+    media_type(req.headers()).filter(|t| !accepted(t))
+}
+
+/// The admin API's 415.
+fn unsupported_media_type(got: &str, want: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("request body must be {want}, not `{got}`"),
+    )
+}

@@ -1,0 +1,94 @@
+//! The configuration as `vexil serve` prints it at start: every setting,
+//! secrets masked.
+
+use std::fmt;
+
+use super::{AdminKeySource, Config, StoreConfig};
+
+/// Hides the password of a URL.
+pub(super) fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:****{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  listen          {}", self.listen)?;
+        match &self.store {
+            StoreConfig::Sqlite(dir) => {
+                writeln!(f, "  store           sqlite ({})", dir.display())?
+            }
+            StoreConfig::Postgres(url) => {
+                writeln!(f, "  store           postgres ({})", mask_url(url))?
+            }
+            StoreConfig::File(path) => writeln!(
+                f,
+                "  store           read-only flag file ({}), watched",
+                path.display()
+            )?,
+        }
+        let file = matches!(self.store, StoreConfig::File(_));
+        writeln!(
+            f,
+            "  admin key       {}",
+            match (self.admin_key_source, file) {
+                (AdminKeySource::Flag, _) => "from --admin-key (****)",
+                (AdminKeySource::Env, _) => "from VEXIL_ADMIN_KEY (****)",
+                (AdminKeySource::None, _) if self.admin_key.is_some() => "given (****)",
+                (AdminKeySource::None, true) => "random for this run (printed below)",
+                (AdminKeySource::None, false) => "stored (created on first start)",
+            }
+        )?;
+        if file {
+            writeln!(
+                f,
+                "  evaluation keys {} server, {} client (****)",
+                self.file_keys.server.len(),
+                self.file_keys.client.len()
+            )?;
+        }
+        writeln!(f, "  max body bytes  {}", self.max_body_bytes)?;
+        writeln!(f, "  sync interval   {} ms", self.sync_interval.as_millis())?;
+        let rate = |r: f64| {
+            if r > 0.0 {
+                format!("{r}/s")
+            } else {
+                "unlimited".to_owned()
+            }
+        };
+        writeln!(
+            f,
+            "  rate limits     admin {}, server {}, client {} per key",
+            rate(self.rate_limits.admin),
+            rate(self.rate_limits.server),
+            rate(self.rate_limits.client)
+        )?;
+        writeln!(f, "  max in flight   {}", self.max_in_flight)?;
+        writeln!(
+            f,
+            "  timeouts        headers {} ms, body {} ms, idle {} ms",
+            self.http.header_timeout.as_millis(),
+            self.http.body_timeout.as_millis(),
+            self.http.idle_timeout.as_millis()
+        )?;
+        match self.http.max_connections {
+            0 => writeln!(f, "  max connections from the open-file limit")?,
+            n => writeln!(f, "  max connections {n}")?,
+        }
+        write!(
+            f,
+            "  public url      {}",
+            self.public_url
+                .as_deref()
+                .unwrap_or("(none: relative URLs)")
+        )
+    }
+}
