@@ -26,6 +26,13 @@ pub use clock::{Clock, SystemClock};
 pub use error::Error;
 pub use serve::{migrate, run};
 
+/// Every route the server answers, as (method, path template with
+/// `{parameters}`), taken from the routers themselves: for tests and tools
+/// that must cover every route.
+pub fn routes() -> Vec<(axum::http::Method, String)> {
+    api::route_list()
+}
+
 /// Writes one line to standard output for a long-running server: the
 /// listening address, an admin key shown once. A server keeps serving when
 /// nobody reads its standard output any more, so write errors are ignored.

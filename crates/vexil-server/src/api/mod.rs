@@ -10,36 +10,56 @@ mod metrics;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api::error::{Family, is_plain_error, json_error};
 use crate::api::extract::{is_json, refused_media_type};
+use crate::http::Table;
 use crate::state::AppState;
+
+/// The server's own routes: health, readiness, metrics, the OpenAPI
+/// description, and the admin API.
+fn server_routes() -> Table<Arc<AppState>> {
+    Table::new()
+        .route(Method::GET, "/healthz", healthz)
+        .route(Method::GET, "/readyz", readyz)
+        .route(Method::GET, "/metrics", metrics::render)
+        .route(Method::GET, "/openapi.json", openapi)
+}
+
+/// Every route of the server, as (method, path template): the routers'
+/// own lists.
+pub(crate) fn route_list() -> Vec<(Method, String)> {
+    let mut routes = server_routes().routes;
+    routes.extend(admin::routes().routes);
+    routes.extend(crate::plane::routes().routes);
+    routes
+}
 
 /// The whole application: the admin API, health, metrics and the
 /// OpenAPI description over `state`, and the data plane's routes over
 /// `state.plane`.
 pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
-    let admin = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
-        .route("/openapi.json", get(openapi))
-        .merge(
-            admin::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                metrics::track,
-            )),
-        )
+    let admin = admin::routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ));
+    let own = server_routes()
+        .router
+        .merge(admin)
         .with_state(state.clone());
-    admin
-        .merge(crate::plane::routes(state.plane.clone()))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+    own.merge(
+        crate::plane::routes()
+            .router
+            .with_state(state.plane.clone()),
+    )
+    .fallback(not_found)
+    .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
 /// The accept loop serves the router through [`serve_request`]; its

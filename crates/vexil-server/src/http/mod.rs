@@ -21,9 +21,11 @@ use tokio::time::Instant;
 
 mod body;
 pub(crate) mod limits;
+mod table;
 mod watch;
 
 use body::Bounded;
+pub(crate) use table::Table;
 use watch::{Activity, Watched};
 
 /// What the accept loop serves: the application, and how a request is

@@ -19,9 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use axum::Router;
 use axum::body::Bytes;
-use axum::routing::{get, post};
+use axum::http::Method;
 use vexil_store::ApiKey;
 
 pub(crate) use caller::{cors, error};
@@ -29,6 +28,7 @@ use hub::{Hub, StreamEvent};
 pub(crate) use snapshot::EnvSnapshot;
 
 use crate::clock::Clock;
+use crate::http::Table;
 use crate::http::limits::Limiter;
 use crate::keys::Digest;
 use crate::metrics::{EvalCounters, Metrics};
@@ -245,27 +245,28 @@ impl Plane {
 type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(&EnvSnapshot) -> String);
 
 /// The data plane's routes: OFREP evaluation, native evaluation, snapshot
-/// download and the change streams. Served by the server, and by any
-/// other evaluator that installs snapshots into a [`Plane`].
-pub(crate) fn routes(plane: Arc<Plane>) -> Router {
-    Router::new()
+/// download and the change streams (with the CORS preflights browsers
+/// send). Served by the server, and by any other evaluator that installs
+/// snapshots into a [`Plane`].
+pub(crate) fn routes() -> Table<Arc<Plane>> {
+    let mut table = Table::new()
         .route(
+            Method::POST,
             "/ofrep/v1/evaluate/flags/{key}",
-            post(ofrep::single).options(caller::preflight),
+            ofrep::single,
         )
-        .route(
-            "/ofrep/v1/evaluate/flags",
-            post(ofrep::bulk).options(caller::preflight),
-        )
-        .route("/api/v1/snapshot", get(delivery::snapshot))
-        .route("/api/v1/stream", get(delivery::stream))
-        .route(
-            "/api/v1/evaluate",
-            post(native::evaluate).options(caller::preflight),
-        )
-        .route(
-            "/ofrep/v1/events",
-            get(delivery::ofrep_events).options(caller::preflight),
-        )
-        .with_state(plane)
+        .route(Method::POST, "/ofrep/v1/evaluate/flags", ofrep::bulk)
+        .route(Method::GET, "/api/v1/snapshot", delivery::snapshot)
+        .route(Method::GET, "/api/v1/stream", delivery::stream)
+        .route(Method::POST, "/api/v1/evaluate", native::evaluate)
+        .route(Method::GET, "/ofrep/v1/events", delivery::ofrep_events);
+    for path in [
+        "/ofrep/v1/evaluate/flags/{key}",
+        "/ofrep/v1/evaluate/flags",
+        "/api/v1/evaluate",
+        "/ofrep/v1/events",
+    ] {
+        table = table.route(Method::OPTIONS, path, caller::preflight);
+    }
+    table
 }

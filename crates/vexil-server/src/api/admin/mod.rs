@@ -13,16 +13,16 @@ mod transfer;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use vexil_store::{Environment, Item, ItemKind, Project};
 
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
+use crate::http::Table;
 use crate::state::AppState;
 
 use self::items::{Flags, Segments};
@@ -30,56 +30,54 @@ use self::items::{Flags, Segments};
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+/// The admin API's routes.
+pub(crate) fn routes() -> Table<Arc<AppState>> {
     let env = "/api/v1/projects/{project}/environments/{env}";
-    Router::new()
+    let flag = format!("{env}/flags/{{key}}");
+    let segment = format!("{env}/segments/{{key}}");
+    Table::new()
+        .route(Method::GET, "/api/v1/projects", projects::list)
+        .route(Method::POST, "/api/v1/projects", projects::create)
+        .route(Method::GET, "/api/v1/projects/{project}", projects::get)
         .route(
-            "/api/v1/projects",
-            get(projects::list).post(projects::create),
-        )
-        .route("/api/v1/projects/{project}", get(projects::get))
-        .route(
+            Method::GET,
             "/api/v1/projects/{project}/environments",
-            get(environments::list).post(environments::create),
-        )
-        .route(env, get(environments::get))
-        .route(&format!("{env}/flags"), get(items::list::<Flags>))
-        .route(
-            &format!("{env}/flags/{{key}}"),
-            get(items::get::<Flags>)
-                .put(items::put::<Flags>)
-                .delete(items::delete::<Flags>),
-        )
-        .route(&format!("{env}/flags/{{key}}/toggle"), post(flags::toggle))
-        .route(
-            &format!("{env}/flags/{{key}}/archive"),
-            post(flags::archive),
+            environments::list,
         )
         .route(
-            &format!("{env}/flags/{{key}}/restore"),
-            post(flags::restore),
+            Method::POST,
+            "/api/v1/projects/{project}/environments",
+            environments::create,
         )
-        .route(&format!("{env}/flags/{{key}}/copy"), post(flags::copy))
+        .route(Method::GET, env, environments::get)
+        .route(Method::GET, &format!("{env}/flags"), items::list::<Flags>)
+        .route(Method::GET, &flag, items::get::<Flags>)
+        .route(Method::PUT, &flag, items::put::<Flags>)
+        .route(Method::DELETE, &flag, items::delete::<Flags>)
+        .route(Method::POST, &format!("{flag}/toggle"), flags::toggle)
+        .route(Method::POST, &format!("{flag}/archive"), flags::archive)
+        .route(Method::POST, &format!("{flag}/restore"), flags::restore)
+        .route(Method::POST, &format!("{flag}/copy"), flags::copy)
+        .route(Method::GET, &format!("{flag}/audit"), audit::item::<Flags>)
         .route(
-            &format!("{env}/flags/{{key}}/audit"),
-            get(audit::item::<Flags>),
+            Method::GET,
+            &format!("{env}/segments"),
+            items::list::<Segments>,
         )
-        .route(&format!("{env}/segments"), get(items::list::<Segments>))
+        .route(Method::GET, &segment, items::get::<Segments>)
+        .route(Method::PUT, &segment, items::put::<Segments>)
+        .route(Method::DELETE, &segment, items::delete::<Segments>)
         .route(
-            &format!("{env}/segments/{{key}}"),
-            get(items::get::<Segments>)
-                .put(items::put::<Segments>)
-                .delete(items::delete::<Segments>),
+            Method::GET,
+            &format!("{segment}/audit"),
+            audit::item::<Segments>,
         )
-        .route(
-            &format!("{env}/segments/{{key}}/audit"),
-            get(audit::item::<Segments>),
-        )
-        .route(&format!("{env}/audit"), get(audit::env))
-        .route(&format!("{env}/export"), get(transfer::export))
-        .route(&format!("{env}/import"), post(transfer::import))
-        .route("/api/v1/keys", get(api_keys::list).post(api_keys::create))
-        .route("/api/v1/keys/{id}/revoke", post(api_keys::revoke))
+        .route(Method::GET, &format!("{env}/audit"), audit::env)
+        .route(Method::GET, &format!("{env}/export"), transfer::export)
+        .route(Method::POST, &format!("{env}/import"), transfer::import)
+        .route(Method::GET, "/api/v1/keys", api_keys::list)
+        .route(Method::POST, "/api/v1/keys", api_keys::create)
+        .route(Method::POST, "/api/v1/keys/{id}/revoke", api_keys::revoke)
 }
 
 /// Keys of projects and environments follow the flag key rules.
