@@ -9,6 +9,8 @@
 //! The `vexil` binary is a thin layer over this crate; tests run the
 //! server in-process through the same [`run`].
 
+#![deny(missing_docs)]
+
 mod api;
 mod clock;
 pub mod config;

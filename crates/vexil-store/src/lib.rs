@@ -12,6 +12,8 @@
 //! tests and throwaway servers; [`FileStore`] serves one watched flag file,
 //! read-only.
 
+#![deny(missing_docs)]
+
 mod error;
 mod file;
 mod memory;

@@ -7,6 +7,8 @@
 //! part is skipped locally, and fails under `CI=true`: on CI a skipped
 //! PostgreSQL test is a failure.
 
+#![deny(missing_docs)]
+
 mod proxy;
 #[cfg(feature = "server")]
 pub mod server;

@@ -407,8 +407,10 @@ pub async fn backends() -> Vec<(Data, Option<tempfile::TempDir>)> {
     out
 }
 
+/// The admin path of the `development` environment of project `default`.
 pub const ENV: &str = "/api/v1/projects/default/environments/development";
 
+/// A boolean flag definition, on or off.
 pub fn flag_def(on: bool) -> Value {
     serde_json::json!({"variants": {"on": true, "off": false}, "enabled": on, "offVariant": "off", "defaultServe": {"variant": "on"}})
 }

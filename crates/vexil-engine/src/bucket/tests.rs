@@ -1,3 +1,5 @@
+//! Tests of `bucket`.
+
 use super::*;
 
 fn check(input: &str, expect: u32) {

@@ -1,3 +1,5 @@
+//! Tests of `event`.
+
 use serde_json::json;
 
 use super::*;

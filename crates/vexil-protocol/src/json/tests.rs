@@ -1,3 +1,5 @@
+//! Tests of `json`.
+
 use serde::Serialize;
 
 use super::*;

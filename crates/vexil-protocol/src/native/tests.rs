@@ -1,3 +1,5 @@
+//! Tests of `native`.
+
 use serde_json::{Value, json};
 use vexil_engine::ValueType;
 

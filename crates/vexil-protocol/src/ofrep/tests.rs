@@ -1,3 +1,5 @@
+//! Tests of `ofrep`.
+
 use serde_json::json;
 use vexil_engine::{Format, Snapshot, ValueType};
 

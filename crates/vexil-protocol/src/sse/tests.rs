@@ -1,3 +1,5 @@
+//! Tests of `sse`.
+
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -1,3 +1,5 @@
+//! Tests of `url`.
+
 use proptest::prelude::*;
 
 use super::*;

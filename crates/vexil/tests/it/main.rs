@@ -8,6 +8,7 @@ mod client;
 mod durability;
 mod serve;
 mod support;
+mod tidy;
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_vexil");

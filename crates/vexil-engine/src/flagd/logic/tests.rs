@@ -1,3 +1,5 @@
+//! Tests of `logic`.
+
 use std::cell::Cell;
 
 use serde_json::{Value, json};
