@@ -84,6 +84,15 @@ impl Server {
 
     /// Starts a server in-process with extra flags of `vexil serve`.
     pub fn start_with(data: &Data, extra: &[&str]) -> Server {
+        Server::start_with_clock(data, extra, std::sync::Arc::new(vexil_server::SystemClock))
+    }
+
+    /// Starts a server in-process that reads the wall clock from `clock`.
+    pub fn start_with_clock(
+        data: &Data,
+        extra: &[&str],
+        clock: std::sync::Arc<dyn vexil_server::Clock>,
+    ) -> Server {
         let mut argv = vec!["serve".to_owned()];
         argv.extend(base_args(data));
         argv.extend(["--admin-key".to_owned(), ADMIN_KEY.to_owned()]);
@@ -92,7 +101,10 @@ impl Server {
             .unwrap_or_else(|e| panic!("flags {argv:?}: {e}"))
             .args;
         args.admin_key_source = vexil_server::config::AdminKeySource::Flag;
-        let config = args.into_config().expect("valid test configuration");
+        let config = args
+            .into_config()
+            .expect("valid test configuration")
+            .with_clock(clock);
         let mut banner = format!("{config}\n");
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel();

@@ -187,6 +187,33 @@ mod tests {
         }
     }
 
+    // Issue 7, item 2: time comes from tokio's clock, which a test pauses
+    // and moves: the refill is checked without sleeping.
+    #[tokio::test(start_paused = true)]
+    async fn buckets_refill_with_time() {
+        let l = Limiter::new(
+            RateLimits {
+                admin: 0.0,
+                server: 2.0,
+                client: 0.0,
+            },
+            10,
+        );
+        let s = key(1, Scope::Server);
+        assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
+        assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
+        assert_eq!(l.admit(&s, Use::Evaluation), Err(RetryAfter(1)));
+        tokio::time::advance(std::time::Duration::from_millis(499)).await;
+        assert_eq!(l.admit(&s, Use::Evaluation), Err(RetryAfter(1)));
+        tokio::time::advance(std::time::Duration::from_millis(2)).await;
+        assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        // A full bucket holds one second's worth, not a minute's.
+        assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
+        assert_eq!(l.admit(&s, Use::Evaluation), Ok(()));
+        assert_eq!(l.admit(&s, Use::Evaluation), Err(RetryAfter(1)));
+    }
+
     #[test]
     fn in_flight_is_bounded() {
         let l = Limiter::new(

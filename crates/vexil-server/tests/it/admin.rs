@@ -715,3 +715,69 @@ async fn a_write_whose_compilation_takes_too_long_is_stopped_and_refused() {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
 }
+
+/// A wall clock that stands still, for tests of what the server stamps.
+#[derive(Debug)]
+struct FixedClock(i64);
+
+impl vexil_server::Clock for FixedClock {
+    fn unix_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+// Issue 7, item 2: wall-clock time comes from the injected clock, both the
+// times the admin API records and the `$flagd.timestamp` evaluation sees.
+#[tokio::test]
+async fn wall_clock_time_comes_from_the_injected_clock() {
+    const LATE: i64 = 3_000_000_000_000; // 2065, in Unix milliseconds
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start_with_clock(&data, &[], std::sync::Arc::new(FixedClock(LATE)));
+    let (st, _, project) = s
+        .admin(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&json!({"key": "timed"})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{project}");
+    assert_eq!(project["createdAt"], LATE, "{project}");
+    // A flagd flag whose targeting reads the time of evaluation.
+    let doc = json!({"flags": {"era": {
+        "state": "ENABLED",
+        "variants": {"early": "early", "late": "late"},
+        "defaultVariant": "early",
+        "targeting": {"if": [{">": [{"var": "$flagd.timestamp"}, 2_500_000_000i64]}, "late", "early"]}
+    }}});
+    let (st, _, body) = s
+        .admin(Method::POST, &format!("{ENV}/import"), Some(&doc), &[])
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let (st, _, audit) = s
+        .admin(Method::GET, &format!("{ENV}/audit"), None, &[])
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(audit["items"][0]["at"], LATE, "{audit}");
+    let (st, _, key) = s
+        .admin(
+            Method::POST,
+            "/api/v1/keys",
+            Some(&json!({"name": "t", "scope": "server", "project": "default", "environment": "development"})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap();
+    let (st, _, answer) = s
+        .call(
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/era",
+            Some(secret),
+            Some(&json!({"context": {}})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{answer}");
+    assert_eq!(answer["value"], "late", "{answer}");
+}
