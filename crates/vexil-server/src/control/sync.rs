@@ -177,13 +177,20 @@ impl Control {
         if !self.plane.install(snap) {
             return Ok(());
         }
-        // Changes written elsewhere: tell this server's subscribers.
-        if let Some(before) = before.filter(|b| *b < version)
-            && self.plane.has_subscribers(env_id)
-        {
+        // Versions this server did not write: from the change log into the
+        // hub, for subscribers now and for resumes later. At the first load
+        // that is the log's tail, so that a client resuming after this
+        // server restarted gets the changes it missed, not the whole
+        // environment.
+        let after = match before {
+            Some(before) if before < version => before,
+            Some(_) => return Ok(()),
+            None => (version - self.plane.settings.stream_buffer as i64).max(0),
+        };
+        if after < version {
             let filter = ChangeFilter {
                 item: None,
-                after_version: before,
+                after_version: after,
                 limit: ANNOUNCE_LIMIT as i64,
             };
             let changes = self
@@ -191,15 +198,18 @@ impl Control {
                 .changes(env_id, &filter)
                 .await
                 .unwrap_or_default();
-            let mut last = before;
+            let mut last = after;
             for (v, frame) in frames_of(&changes, &items, version) {
+                if v != last + 1 {
+                    break;
+                }
                 self.plane.publish(env_id, v, frame);
                 last = v;
             }
             // The change log cannot say what changed (or not all of it):
             // announce the new version with the whole environment instead
             // of staying silent.
-            if last < version {
+            if last < version && before.is_some() {
                 let frame = vexil_protocol::sse::snapshot_frame(version, &document);
                 self.plane.publish(env_id, version, Bytes::from(frame));
             }

@@ -97,13 +97,6 @@ impl Hub {
             .map(|c| c.sender.receiver_count())
             .sum()
     }
-
-    /// Whether an environment has subscribers.
-    pub(crate) fn has_subscribers(&self, env_id: i64) -> bool {
-        self.channels()
-            .get(&env_id)
-            .is_some_and(|c| c.sender.receiver_count() > 0)
-    }
 }
 
 #[cfg(test)]

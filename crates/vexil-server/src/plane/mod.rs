@@ -182,11 +182,6 @@ impl Plane {
         self.metrics.eval_counters(env_id, label)
     }
 
-    /// Whether an environment has stream subscribers.
-    pub(crate) fn has_subscribers(&self, env_id: i64) -> bool {
-        self.hub.has_subscribers(env_id)
-    }
-
     /// Open stream subscriptions.
     pub(crate) fn subscribers(&self) -> usize {
         self.hub.subscribers()

@@ -492,3 +492,33 @@ async fn postgres_servers_hear_each_others_commits_without_polling() {
     drop((a, b));
     vexil_test_support::drop_database(&db).await;
 }
+
+// Issue 7, item 2: resumes are served from memory (the hub's ring), which
+// a server fills from the change log's tail when it starts, so a client
+// resuming after the server restarted gets only what it missed.
+#[tokio::test]
+async fn a_resume_after_a_server_restart_gets_only_the_missed_changes() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = crate::ofrep::setup(&s).await;
+    assert!(s.terminate(), "a clean stop");
+    let s = Server::start(&data);
+    s.wait_ready().await;
+    let mut resumed = open(&s, &server, Some("3")).await;
+    let first = resumed.next().await;
+    let second = resumed.next().await;
+    assert_eq!(
+        [
+            (first.event.as_str(), first.id),
+            (second.event.as_str(), second.id)
+        ],
+        [("change", 4), ("change", 5)]
+    );
+    // Beyond the ring's reach (a ring of one version holds only 5), a
+    // snapshot.
+    let s2 = Server::start_with(&data, &["--stream-buffer", "1"]);
+    s2.wait_ready().await;
+    let mut far = open(&s2, &server, Some("2")).await;
+    let snap = far.next().await;
+    assert_eq!((snap.event.as_str(), snap.id), ("snapshot", 5));
+}
