@@ -799,3 +799,32 @@ async fn native_evaluation_is_counted_in_metrics() {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
 }
+
+// Issue 7: every refusal of the native evaluation route is in the data
+// plane's format, an invalid body included (it was the admin API's
+// `{code, message}` before).
+#[tokio::test]
+async fn native_evaluation_refuses_a_bad_body_in_the_data_plane_format() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = setup(&s).await;
+    for body in [
+        json!({"contxt": {}}),
+        json!({"flags": "checkout"}),
+        json!({"minVersion": 1.5}),
+    ] {
+        let (st, _, answer) = s
+            .call(
+                Method::POST,
+                "/api/v1/evaluate",
+                Some(&server),
+                Some(&body),
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["errorCode"], "GENERAL", "{body}: {answer}");
+        assert!(answer["errorDetails"].is_string(), "{answer}");
+        assert!(answer.get("code").is_none(), "{answer}");
+    }
+}
