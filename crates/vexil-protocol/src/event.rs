@@ -2,8 +2,10 @@
 //! one environment version changed (`change`), and, on the OFREP event
 //! stream of web clients, the `refetchEvaluation` message.
 //!
-//! Encoding borrows ([`ChangedItem`], written by [`crate::sse::change_frame`]);
+//! Encoding borrows ([`ChangedItem`], written by [`change_frame`]);
 //! decoding owns ([`ChangeEvent`], read by [`Event::from_frame`]).
+
+use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -273,4 +275,46 @@ fn version_of(event: &'static str, id: Option<&str>) -> Result<i64, Error> {
         event,
         id: id.to_owned(),
     })
+}
+
+/// The `change` event of one environment version: `id: <version>`,
+/// `event: change`, data `{"version":<version>,"changes":[<items>]}`.
+pub fn change_frame(version: i64, items: &[ChangedItem<'_>]) -> Vec<u8> {
+    // The JSON has no raw line breaks (serde_json escapes them in
+    // strings), so it is written straight into the frame.
+    let mut out = Vec::with_capacity(64 + 160 * items.len());
+    let _ = write!(out, "id: {version}\nevent: change\ndata: ");
+    crate::json::write(
+        &mut out,
+        &ChangeData {
+            version,
+            changes: items,
+        },
+    );
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// The `snapshot` event of a whole environment: `id: <version>`,
+/// `event: snapshot`, data the native document's JSON.
+pub fn snapshot_frame(version: i64, document_json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::sse::write_frame(&mut out, Some(version), "snapshot", document_json);
+    out
+}
+
+/// The OFREP event stream's message after a change: `event: message`, data
+/// `{"type":"refetchEvaluation","etag":"\"<version>\""}`, without an id.
+pub fn refetch_frame(version: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(80);
+    out.extend_from_slice(b"event: message\ndata: ");
+    crate::json::write(
+        &mut out,
+        &Message {
+            kind: REFETCH_EVALUATION.into(),
+            etag: Some(format!("\"{version}\"")),
+        },
+    );
+    out.extend_from_slice(b"\n\n");
+    out
 }

@@ -17,8 +17,8 @@
 //! `serde_json::Value`), as they run on the server's hot path.
 //!
 //! ```
-//! use vexil_protocol::event::{Action, ChangedItem, Event, ItemKind};
-//! use vexil_protocol::sse::{Decoder, change_frame};
+//! use vexil_protocol::event::{Action, ChangedItem, Event, ItemKind, change_frame};
+//! use vexil_protocol::sse::Decoder;
 //!
 //! let definition = serde_json::json!({"variants": {"on": true}});
 //! let frame = change_frame(7, &[ChangedItem {

@@ -1,20 +1,13 @@
 //! Server-sent events: writing frames, and an incremental decoder that
 //! follows the WHATWG event-stream parsing rules with a bound on memory.
 //!
-//! What the server writes today, byte for byte:
-//!
-//! ```text
-//! id: 7\nevent: change\ndata: {"version":7,"changes":[...]}\n\n
-//! id: 7\nevent: snapshot\ndata: <the native document>\n\n
-//! event: message\ndata: {"type":"refetchEvaluation","etag":"\"7\""}\n\n
-//! : keepalive\n\n
-//! ```
+//! The framing only: Vexil's own events (`change`, `snapshot`, the OFREP
+//! `refetchEvaluation` message) are built and read in `event`.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
 
 use crate::Error;
-use crate::event::{ChangeData, ChangedItem, Message, REFETCH_EVALUATION};
 
 #[cfg(test)]
 mod tests;
@@ -64,48 +57,6 @@ fn write_data(out: &mut Vec<u8>, data: &[u8]) {
             }
         }
     }
-}
-
-/// The `change` event of one environment version: `id: <version>`,
-/// `event: change`, data `{"version":<version>,"changes":[<items>]}`.
-pub fn change_frame(version: i64, items: &[ChangedItem<'_>]) -> Vec<u8> {
-    // The JSON has no raw line breaks (serde_json escapes them in
-    // strings), so it is written straight into the frame.
-    let mut out = Vec::with_capacity(64 + 160 * items.len());
-    let _ = write!(out, "id: {version}\nevent: change\ndata: ");
-    crate::json::write(
-        &mut out,
-        &ChangeData {
-            version,
-            changes: items,
-        },
-    );
-    out.extend_from_slice(b"\n\n");
-    out
-}
-
-/// The `snapshot` event of a whole environment: `id: <version>`,
-/// `event: snapshot`, data the native document's JSON.
-pub fn snapshot_frame(version: i64, document_json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_frame(&mut out, Some(version), "snapshot", document_json);
-    out
-}
-
-/// The OFREP event stream's message after a change: `event: message`, data
-/// `{"type":"refetchEvaluation","etag":"\"<version>\""}`, without an id.
-pub fn refetch_frame(version: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(80);
-    out.extend_from_slice(b"event: message\ndata: ");
-    crate::json::write(
-        &mut out,
-        &Message {
-            kind: REFETCH_EVALUATION.into(),
-            etag: Some(format!("\"{version}\"")),
-        },
-    );
-    out.extend_from_slice(b"\n\n");
-    out
 }
 
 /// The comment sent on idle streams, which keeps proxies from closing

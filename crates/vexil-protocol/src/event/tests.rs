@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::sse::{Decoder, change_frame, refetch_frame, snapshot_frame};
+use crate::sse::Decoder;
 
 /// Decodes one encoded frame into an event.
 fn event_of(bytes: &[u8]) -> Result<Event, Error> {

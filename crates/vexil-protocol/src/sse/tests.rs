@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::event::{Action, ItemKind};
+use crate::event::{Action, ChangedItem, ItemKind, change_frame, refetch_frame, snapshot_frame};
 
 // What the server wrote before this crate (vexil-server at 673518c,
 // `state.rs` and `api/eval.rs`), kept to compare bytes with.

@@ -310,5 +310,5 @@ fn change_frame(version: i64, mutations: &[Mutation]) -> Bytes {
             archived: m.archived,
         })
         .collect();
-    vexil_protocol::sse::change_frame(version, &items).into()
+    vexil_protocol::event::change_frame(version, &items).into()
 }

@@ -210,7 +210,7 @@ impl Control {
             // announce the new version with the whole environment instead
             // of staying silent.
             if last < version && before.is_some() {
-                let frame = vexil_protocol::sse::snapshot_frame(version, &document);
+                let frame = vexil_protocol::event::snapshot_frame(version, &document);
                 self.plane.publish(env_id, version, Bytes::from(frame));
             }
         }
@@ -259,7 +259,7 @@ fn frames_of(changes: &[Change], items: &[Item], upto: i64) -> Vec<(i64, Bytes)>
             .collect();
         out.push((
             version,
-            Bytes::from(vexil_protocol::sse::change_frame(version, &items)),
+            Bytes::from(vexil_protocol::event::change_frame(version, &items)),
         ));
     }
     out

@@ -109,7 +109,7 @@ pub(super) async fn stream(
     let current = plane.snapshot(env_id).unwrap_or(env);
     let version = current.env.version;
     let snapshot_frame = || {
-        Bytes::from(vexil_protocol::sse::snapshot_frame(
+        Bytes::from(vexil_protocol::event::snapshot_frame(
             version,
             &current.document,
         ))
@@ -154,7 +154,7 @@ pub(super) async fn ofrep_events(
                 c.key_hash,
                 Vec::new(),
                 c.env.env.version,
-                |ev| vexil_protocol::sse::refetch_frame(ev.version).into(),
+                |ev| vexil_protocol::event::refetch_frame(ev.version).into(),
             );
             event_stream_response(body)
         }
