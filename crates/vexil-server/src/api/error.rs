@@ -11,7 +11,7 @@ use serde_json::json;
 use vexil_engine::Problem;
 use vexil_store::{ErrorKind, StoreError};
 
-use super::extract::{is_json, media_type};
+use super::media::{is_json, media_type};
 
 use crate::control::WriteError;
 

@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod error;
 mod extract;
+mod media;
 mod metrics;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api::error::{Family, is_plain_error, json_error};
-use crate::api::extract::{is_json, refused_media_type};
+use crate::api::media::{is_json, refused_media_type};
 use crate::http::Table;
 use crate::state::AppState;
 
