@@ -781,3 +781,58 @@ async fn wall_clock_time_comes_from_the_injected_clock() {
     assert_eq!(st, StatusCode::OK, "{answer}");
     assert_eq!(answer["value"], "late", "{answer}");
 }
+
+/// Store calls by operation, from `/metrics`.
+async fn store_calls(s: &Server) -> std::collections::BTreeMap<String, f64> {
+    s.metrics()
+        .await
+        .lines()
+        .filter_map(|l| l.strip_prefix("vexil_store_calls_total{operation=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(op, n)| (op.to_owned(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+// Issue 7, item 3: a write plans on the environment this server holds; it
+// reads the store once (the admin key) before its commit, whatever the
+// size of the environment.
+#[tokio::test]
+async fn a_write_reads_the_store_once_before_its_commit() {
+    let (data, _dir) = crate::support::sqlite();
+    // No polling in between to count.
+    let s = Server::start_with(&data, &["--sync-interval-ms", "60000"]);
+    s.wait_ready().await;
+    for key in ["a", "b", "c"] {
+        let (st, _, body) = s
+            .admin(
+                Method::PUT,
+                &format!("{ENV}/flags/{key}"),
+                Some(&flag_def(true)),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+    }
+    let before = store_calls(&s).await;
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/b"),
+            Some(&flag_def(false)),
+            &[("if-match", "\"2\"")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let after = store_calls(&s).await;
+    let used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0.0)))
+        // `/metrics` itself pings the store.
+        .filter(|(op, n)| *n > 0.0 && op != "ping")
+        .collect();
+    assert_eq!(
+        used,
+        [("commit".to_owned(), 1.0), ("key_by_hash".to_owned(), 1.0)],
+        "{after:?}"
+    );
+}

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use vexil_store::{Action, Item, ItemKind, Mutation};
 
-use super::{AppResult, St, admin_env, check_if_match, find, if_match, item_response};
+use super::{
+    AppResult, St, admin_env, check_if_match, env_to_write, find, if_match, item_response,
+};
 use crate::api::auth::Principal;
 use crate::api::extract::ApiJson;
 use crate::state::AppState;
@@ -69,7 +71,7 @@ async fn modify_flag<F>(
 where
     F: Fn(&Item) -> AppResult<(Value, bool)>,
 {
-    let env = admin_env(st, who, &p, &e).await?;
+    let env = env_to_write(st, who, &p, &e).await?;
     let written = st
         .write(&env, who.actor(), |state| {
             let current = find(state.items, ItemKind::Flag, &key)?;
@@ -107,7 +109,7 @@ pub(super) async fn copy(
     ApiJson(body): ApiJson<CopyTo>,
 ) -> AppResult<Response> {
     let from = admin_env(&st, &who, &p, &e).await?;
-    let to = admin_env(&st, &who, &p, &body.to).await?;
+    let to = env_to_write(&st, &who, &p, &body.to).await?;
     let source = st.store.load(from.id).await?;
     let definition = find(&source.items, ItemKind::Flag, &key)?
         .definition

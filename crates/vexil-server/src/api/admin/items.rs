@@ -14,7 +14,8 @@ use vexil_engine::model::{FlagDef, SegmentDef};
 use vexil_store::{Action, Item, ItemKind, Mutation};
 
 use super::{
-    AppResult, St, admin_env, check_if_match, find, if_match, item_json, item_response, kind_name,
+    AppResult, St, admin_env, check_if_match, env_to_write, find, if_match, item_json,
+    item_response, kind_name,
 };
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
@@ -122,7 +123,7 @@ pub(super) async fn put<K: Kind>(
     ApiJson(body): ApiJson<K::Def>,
 ) -> AppResult<Response> {
     let kind = K::KIND;
-    let env = admin_env(&st, &who, &p, &e).await?;
+    let env = env_to_write(&st, &who, &p, &e).await?;
     let create = match headers.get(header::IF_NONE_MATCH) {
         None => false,
         Some(v) if v.as_bytes() == b"*" => true,
@@ -189,7 +190,7 @@ pub(super) async fn delete<K: Kind>(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let kind = K::KIND;
-    let env = admin_env(&st, &who, &p, &e).await?;
+    let env = env_to_write(&st, &who, &p, &e).await?;
     let precondition = if_match(&headers)?;
     st.write(&env, who.actor(), |state| {
         let current = find(state.items, kind, &key)?;

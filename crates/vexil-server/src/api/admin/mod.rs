@@ -166,6 +166,30 @@ async fn admin_env(
     Ok(env)
 }
 
+/// As [`admin_env`], for a write: the environment comes from the
+/// installed snapshots (the write path plans on them and its commit checks
+/// the version), so the write reads the store only for the caller's key.
+async fn env_to_write(
+    st: &AppState,
+    who: &Principal,
+    project: &str,
+    env: &str,
+) -> AppResult<Environment> {
+    who.require_admin(None)?;
+    let installed = st
+        .plane
+        .snapshots()
+        .values()
+        .find(|s| s.env.project_key == project && s.env.key == env)
+        .map(|s| s.env.clone());
+    let env = match installed {
+        Some(env) => env,
+        None => st.store.environment(project, env).await?,
+    };
+    who.require_env_admin(&env)?;
+    Ok(env)
+}
+
 fn kind_name(kind: ItemKind) -> &'static str {
     match kind {
         ItemKind::Flag => "flag",

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_store::{Action, ItemKind, Mutation};
 
-use super::{AppResult, St, admin_env, etag};
+use super::{AppResult, St, admin_env, env_to_write, etag};
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::ApiText;
@@ -55,7 +55,7 @@ pub(super) async fn import(
     params: Result<Query<ImportParams>, QueryRejection>,
     ApiText(text): ApiText,
 ) -> AppResult<Json<Value>> {
-    let env = admin_env(&st, &who, &p, &e).await?;
+    let env = env_to_write(&st, &who, &p, &e).await?;
     let Query(params) = params?;
     // A forgotten body is not an empty document (with `mode=replace` it
     // would delete everything); `{}` is one.
