@@ -206,6 +206,50 @@ pub(crate) struct Message<'a> {
     pub(crate) etag: Option<String>,
 }
 
+/// Who may read an environment, as an edge learns it from the change
+/// stream (`event: keys`): the environment's name, and the SHA-256 (hex)
+/// of each of its live server and client keys, never the secrets. Sent
+/// after the first snapshot or changes of a stream and again whenever the
+/// environment's keys change; it has no id, so it does not move
+/// `Last-Event-ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysEvent {
+    /// The project's key.
+    pub project: String,
+    /// The environment's key.
+    pub environment: String,
+    /// The live keys that may read the environment.
+    pub keys: Vec<KeyHash>,
+}
+
+/// One key that may read an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyHash {
+    /// The SHA-256 of the secret, as 64 lowercase hex digits.
+    pub hash: String,
+    /// `server` (rules and values) or `client` (evaluated values only).
+    pub scope: KeyScope,
+}
+
+/// What a key may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    /// Rules and evaluated values (edges, server SDKs).
+    Server,
+    /// Evaluated values only (browsers, mobile apps).
+    Client,
+}
+
+/// The `keys` event (see [`KeysEvent`]), without an id.
+pub fn keys_frame(event: &KeysEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + 90 * event.keys.len());
+    out.extend_from_slice(b"event: keys\ndata: ");
+    crate::json::write(&mut out, event);
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
 /// What one event of a stream means.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -216,6 +260,8 @@ pub enum Event {
     Change(ChangeEvent),
     /// A `message` whose type is `refetchEvaluation`.
     Refetch(RefetchEvent),
+    /// `event: keys`: who may read the environment.
+    Keys(KeysEvent),
     /// Any other event, as received: streams may grow new event types,
     /// which older followers skip.
     Other(Frame),
@@ -251,6 +297,12 @@ impl Event {
                 }
                 Ok(Event::Change(change))
             }
+            "keys" => serde_json::from_str(&frame.data)
+                .map(Event::Keys)
+                .map_err(|source| Error::InvalidData {
+                    event: "keys",
+                    source,
+                }),
             "message" => {
                 let message: Message<'_> =
                     serde_json::from_str(&frame.data).map_err(|source| Error::InvalidData {

@@ -201,3 +201,27 @@ fn an_invalid_snapshot_document_is_reported_where_it_is_wrong() {
     assert!(msg.contains("unknown field `colour`"), "{msg}");
     assert!(msg.contains("/flags/a"), "{msg}");
 }
+
+#[test]
+fn a_keys_event_round_trips_without_an_id() {
+    let event = KeysEvent {
+        project: "default".into(),
+        environment: "production".into(),
+        keys: vec![KeyHash {
+            hash: "ab".repeat(32),
+            scope: KeyScope::Client,
+        }],
+    };
+    let frame = keys_frame(&event);
+    let text = String::from_utf8(frame.clone()).unwrap();
+    assert!(
+        text.starts_with("event: keys\ndata: {\"project\":\"default\""),
+        "{text}"
+    );
+    assert!(text.contains("\"scope\":\"client\""), "{text}");
+    let mut decoder = Decoder::new();
+    decoder.feed(&frame);
+    let decoded = decoder.next_frame().unwrap().unwrap();
+    assert_eq!(decoded.id, None);
+    assert_eq!(Event::from_frame(decoded).unwrap(), Event::Keys(event));
+}
