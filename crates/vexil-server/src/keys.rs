@@ -48,7 +48,7 @@ pub(crate) fn prefix(secret: &str) -> String {
     secret.chars().take(8).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

@@ -114,7 +114,7 @@ pub(super) async fn stream(
             &current.document,
         ))
     };
-    let initial = match last_event_id(&headers, query.as_deref()) {
+    let mut initial = match last_event_id(&headers, query.as_deref()) {
         Some(last) if last == version => Vec::new(),
         Some(last) if (0..version).contains(&last) => plane
             .hub
@@ -122,8 +122,10 @@ pub(super) async fn stream(
             .unwrap_or_else(|| vec![snapshot_frame()]),
         _ => vec![snapshot_frame()],
     };
+    // Who may read this environment, for edges that check keys offline.
+    initial.push(vexil_protocol::event::keys_frame(&plane.keys_event(&current)).into());
     let body = event_body(&plane, rx, key_hash, initial, version, |ev| {
-        ev.frame.clone()
+        Some(ev.frame.clone())
     });
     event_stream_response(body)
 }
@@ -154,7 +156,7 @@ pub(super) async fn ofrep_events(
                 c.key_hash,
                 Vec::new(),
                 c.env.env.version,
-                |ev| vexil_protocol::event::refetch_frame(ev.version).into(),
+                |ev| (!ev.keys).then(|| vexil_protocol::event::refetch_frame(ev.version).into()),
             );
             event_stream_response(body)
         }
@@ -181,7 +183,8 @@ fn event_stream_response(body: Body) -> Response {
 }
 
 /// The body of an SSE response: `initial` frames, then one frame per
-/// change event newer than `sent` (made by `frame`), heartbeats while idle;
+/// change event newer than `sent` and per `keys` event (made by `frame`,
+/// which may skip an event), heartbeats while idle;
 /// ends when the subscriber lags behind the buffer, the key it was opened
 /// with is revoked, or the server shuts down.
 fn event_body(
@@ -190,7 +193,7 @@ fn event_body(
     key_hash: keys::Digest,
     initial: Vec<Bytes>,
     sent: i64,
-    frame: fn(&StreamEvent) -> Bytes,
+    frame: fn(&StreamEvent) -> Option<Bytes>,
 ) -> Body {
     struct Feed {
         plane: Arc<Plane>,
@@ -200,7 +203,7 @@ fn event_body(
         key_hash: keys::Digest,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
-        frame: fn(&StreamEvent) -> Bytes,
+        frame: fn(&StreamEvent) -> Option<Bytes>,
     }
     let feed = Feed {
         closing: plane.closing.subscribe(),
@@ -235,10 +238,16 @@ fn event_body(
                     let beat = Bytes::from_static(vexil_protocol::sse::heartbeat());
                     return Some((Ok(beat), feed));
                 }
+                Ok(Ok(ev)) if ev.keys => {
+                    if let Some(out) = (feed.frame)(&ev) {
+                        return Some((Ok(out), feed));
+                    }
+                }
                 Ok(Ok(ev)) if ev.version > feed.sent => {
                     feed.sent = ev.version;
-                    let out = (feed.frame)(&ev);
-                    return Some((Ok(out), feed));
+                    if let Some(out) = (feed.frame)(&ev) {
+                        return Some((Ok(out), feed));
+                    }
                 }
                 Ok(Ok(_)) => continue,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => {

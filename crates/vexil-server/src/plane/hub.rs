@@ -8,11 +8,15 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use tokio::sync::broadcast;
 
-/// One environment version's SSE frame.
+/// One environment version's SSE frame, or (`keys`) the frame saying who
+/// may read the environment now, which belongs to no version.
 #[derive(Debug)]
 pub(crate) struct StreamEvent {
     pub(crate) version: i64,
     pub(crate) frame: Bytes,
+    /// A `keys` event: sent to the rules stream only, never kept in the
+    /// ring.
+    pub(crate) keys: bool,
 }
 
 /// One environment's subscribers and recent events.
@@ -74,6 +78,18 @@ impl Hub {
         }
         channel.recent.push_back(event.clone());
         channel.sender.send(event).is_ok()
+    }
+
+    /// Sends a `keys` frame to an environment's current subscribers.
+    pub(crate) fn announce_keys(&self, env_id: i64, frame: Bytes) {
+        let map = self.channels();
+        if let Some(channel) = map.get(&env_id) {
+            let _ = channel.sender.send(Arc::new(StreamEvent {
+                version: 0,
+                frame,
+                keys: true,
+            }));
+        }
     }
 
     /// The frames of versions `after + 1 ..= upto`, when the ring holds

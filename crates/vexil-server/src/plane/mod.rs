@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use axum::body::Bytes;
 use axum::http::Method;
-use vexil_store::ApiKey;
+use vexil_protocol::event::{KeyHash, KeyScope, KeysEvent};
+use vexil_store::{ApiKey, Scope};
 
 pub(crate) use caller::{cors, error};
 use hub::{Hub, StreamEvent};
@@ -121,7 +122,12 @@ impl Plane {
     /// Sends an environment version's SSE frame to its subscribers and
     /// keeps it for resumes.
     pub(crate) fn publish(&self, env_id: i64, version: i64, frame: Bytes) {
-        if self.hub.publish(env_id, StreamEvent { version, frame }) {
+        let event = StreamEvent {
+            version,
+            frame,
+            keys: false,
+        };
+        if self.hub.publish(env_id, event) {
             self.metrics
                 .events_published
                 .fetch_add(1, Ordering::Relaxed);
@@ -130,6 +136,8 @@ impl Plane {
 
     /// Replaces the key cache. When a key that was live is revoked or gone,
     /// open streams hear of it and those of that key end.
+    /// Environments whose readers changed get a `keys` event on their rules
+    /// streams.
     pub(crate) fn install_keys(&self, keys: HashMap<Digest, Arc<ApiKey>>) {
         let old = self.keys.swap(Arc::new(keys));
         let current = self.keys.load();
@@ -138,6 +146,30 @@ impl Plane {
         });
         if lost {
             self.key_revocations.send_modify(|n| *n += 1);
+        }
+        for snap in self.snapshots().values() {
+            let id = snap.env.id;
+            if readers(&old, id) != readers(&current, id) {
+                let frame = vexil_protocol::event::keys_frame(&self.keys_event(snap));
+                self.hub.announce_keys(id, frame.into());
+            }
+        }
+    }
+
+    /// Who may read an environment: its live server and client keys, as
+    /// hashes.
+    pub(crate) fn keys_event(&self, snap: &EnvSnapshot) -> KeysEvent {
+        let keys = self.keys.load();
+        KeysEvent {
+            project: snap.env.project_key.clone(),
+            environment: snap.env.key.clone(),
+            keys: readers(&keys, snap.env.id)
+                .into_iter()
+                .map(|(hash, scope)| KeyHash {
+                    hash: crate::keys::hex(&hash),
+                    scope,
+                })
+                .collect(),
         }
     }
 
@@ -234,6 +266,21 @@ impl Plane {
             }
         }
     }
+}
+
+/// The live server and client keys of an environment, in hash order.
+fn readers(keys: &HashMap<Digest, Arc<ApiKey>>, env_id: i64) -> Vec<(Digest, KeyScope)> {
+    let mut out: Vec<(Digest, KeyScope)> = keys
+        .iter()
+        .filter(|(_, k)| k.revoked_at.is_none() && k.environment_id == Some(env_id))
+        .filter_map(|(hash, k)| match k.scope {
+            Scope::Server => Some((*hash, KeyScope::Server)),
+            Scope::Client => Some((*hash, KeyScope::Client)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|k| k.0);
+    out
 }
 
 /// A per-environment gauge: name, help, and its value for a snapshot.

@@ -22,7 +22,19 @@ pub(crate) struct Event {
 }
 
 impl Events {
+    /// The next versioned event (`snapshot` or `change`); `keys` events
+    /// are skipped.
     pub(crate) async fn next(&mut self) -> Event {
+        loop {
+            let ev = self.next_any().await;
+            if ev.event != "keys" {
+                return ev;
+            }
+        }
+    }
+
+    /// The next event of any kind.
+    pub(crate) async fn next_any(&mut self) -> Event {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -168,11 +180,72 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() {
         "shutdown waited {:?}",
         started.elapsed()
     );
-    // The stream ended rather than hanging.
-    let end = tokio::time::timeout(Duration::from_secs(5), events.resp.chunk())
-        .await
-        .expect("stream closed");
-    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    // The stream ended rather than hanging (after what was already sent).
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = events.resp.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream is still open");
+}
+
+// Issue 8: the rules stream says who may read the environment (key hashes
+// and scopes, never secrets), again whenever that changes, so an edge can
+// check its callers' keys offline.
+#[tokio::test]
+async fn the_stream_carries_the_hashes_of_the_keys_that_may_read() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = crate::ofrep::setup(&s).await;
+    let mut events = open(&s, &server, None).await;
+    assert_eq!(events.next_any().await.event, "snapshot");
+    let keys = events.next_any().await;
+    assert_eq!(keys.event, "keys");
+    assert_eq!(keys.id, -1, "no id: Last-Event-ID does not move");
+    let hex = |secret: &str| {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let listed = |ev: &Event| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = ev.data["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["hash"].as_str().unwrap().to_owned(),
+                    k["scope"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![
+        (hex(&server), "server".to_owned()),
+        (hex(&client), "client".to_owned()),
+    ];
+    want.sort();
+    assert_eq!(listed(&keys), want);
+    assert_eq!(keys.data["project"], "default");
+    assert_eq!(keys.data["environment"], "development");
+    let text = keys.data.to_string();
+    assert!(!text.contains(&server) && !text.contains(&client), "{text}");
+    // Revoking the client key changes who may read: a new keys event.
+    let (_, _, list) = s.admin(Method::GET, "/api/v1/keys", None, &[]).await;
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scope"] == "client")
+        .unwrap()["id"]
+        .clone();
+    s.revoke(&id).await;
+    let after = events.next_any().await;
+    assert_eq!(after.event, "keys");
+    assert_eq!(listed(&after), vec![(hex(&server), "server".to_owned())]);
 }
 
 #[tokio::test]

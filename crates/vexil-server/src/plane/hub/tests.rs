@@ -6,6 +6,7 @@ fn event(version: i64) -> StreamEvent {
     StreamEvent {
         version,
         frame: Bytes::from(format!("v{version}")),
+        keys: false,
     }
 }
 
