@@ -141,8 +141,8 @@ impl Client {
     fn env_path(&self, rest: &str) -> String {
         format!(
             "/api/v1/projects/{}/environments/{}{rest}",
-            urlencode(&self.remote.project),
-            urlencode(&self.env),
+            vexil_protocol::url::percent_encode(&self.remote.project),
+            vexil_protocol::url::percent_encode(&self.env),
         )
     }
 
@@ -153,7 +153,7 @@ impl Client {
     async fn resolve_env(&mut self) -> Result<()> {
         let path = format!(
             "/api/v1/projects/{}/environments",
-            urlencode(&self.remote.project)
+            vexil_protocol::url::percent_encode(&self.remote.project)
         );
         let (_, _, list) = self.send(Method::GET, &path, None, &[]).await?;
         let keys: Vec<&str> = list["items"]
@@ -267,13 +267,13 @@ pub(crate) fn flags(
                 loop {
                     let mut q = vec![format!("limit=500&archived={archived}")];
                     if let Some(v) = &query {
-                        q.push(format!("q={}", urlencode(v)));
+                        q.push(format!("q={}", vexil_protocol::url::percent_encode(v)));
                     }
                     if let Some(v) = &tag {
-                        q.push(format!("tag={}", urlencode(v)));
+                        q.push(format!("tag={}", vexil_protocol::url::percent_encode(v)));
                     }
                     if let Some(a) = &after {
-                        q.push(format!("after={}", urlencode(a)));
+                        q.push(format!("after={}", vexil_protocol::url::percent_encode(a)));
                     }
                     let (_, _, page) = c
                         .send(
@@ -508,16 +508,4 @@ pub(crate) fn export(
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

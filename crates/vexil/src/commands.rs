@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use vexil_engine::{Context, Format, LoadError, Reason, ValueType, load};
 
-use crate::output::evaluation_json;
-
 /// What `vexil eval` needs.
 pub(crate) struct EvalInput<'a> {
     pub(crate) flags: &'a Path,
@@ -46,7 +44,12 @@ pub(crate) fn eval(input: &EvalInput<'_>) -> Result<ExitCode> {
     let eval = compiled
         .snapshot
         .evaluate(input.flag, &ctx, input.value_type);
-    crate::output::out!("{}", evaluation_json(input.flag, &eval));
+    crate::output::out!(
+        "{}",
+        String::from_utf8_lossy(&vexil_protocol::json::encode(
+            &vexil_protocol::ofrep::Report::new(input.flag, &eval)
+        ))
+    );
     Ok(if eval.reason == Reason::Error {
         ExitCode::from(1)
     } else {

@@ -12,6 +12,7 @@ use vexil_store::Scope;
 use super::{EnvSnapshot, Plane};
 use crate::http::limits::Use;
 use crate::keys;
+use crate::metrics::HotRoute;
 
 /// CORS for browsers calling with client keys, written by hand: a layer
 /// cost a tenth of the data plane's throughput. Any origin may call; the
@@ -93,6 +94,24 @@ pub(super) fn overloaded() -> Response {
         ),
         1,
     )
+}
+
+/// Answers an evaluation route: within the in-flight bound (503 at once
+/// beyond it), with CORS, counted in the route's lock-free series.
+pub(super) fn hot(
+    plane: &Plane,
+    route: &HotRoute,
+    headers: &HeaderMap,
+    answer: impl FnOnce() -> Response,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let mut resp = match plane.limiter.enter() {
+        Some(_in_flight) => answer(),
+        None => overloaded(),
+    };
+    cors(headers, &mut resp);
+    route.observe(resp.status().as_u16(), started.elapsed());
+    resp
 }
 
 /// An admitted caller of the data plane.

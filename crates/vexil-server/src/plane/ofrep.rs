@@ -14,7 +14,7 @@ use vexil_protocol::ofrep::{BulkAnswer, Entry, EventStream, events_url, parse_co
 use vexil_store::Scope;
 
 use super::Plane;
-use super::caller::{Needs, caller, cors, error, json_response, overloaded};
+use super::caller::{Needs, caller, error, hot, json_response};
 use crate::keys;
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
@@ -24,19 +24,10 @@ pub(super) async fn single(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = tokio::time::Instant::now();
-    let _in_flight = match plane.limiter.enter() {
-        Some(g) => g,
-        None => return overloaded(),
-    };
-    let mut resp = single_inner(&plane, &key, &headers, &body);
-    cors(&headers, &mut resp);
-    plane
-        .metrics
-        .hot
-        .ofrep_single
-        .observe(resp.status().as_u16(), started.elapsed());
-    resp
+    let route = &plane.metrics.hot.ofrep_single;
+    hot(&plane, route, &headers, || {
+        single_inner(&plane, &key, &headers, &body)
+    })
 }
 
 fn single_inner(plane: &Plane, key: &str, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -75,19 +66,10 @@ pub(super) async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = tokio::time::Instant::now();
-    let _in_flight = match plane.limiter.enter() {
-        Some(g) => g,
-        None => return overloaded(),
-    };
-    let mut resp = bulk_inner(&plane, &headers, &body);
-    cors(&headers, &mut resp);
-    plane
-        .metrics
-        .hot
-        .ofrep_bulk
-        .observe(resp.status().as_u16(), started.elapsed());
-    resp
+    let route = &plane.metrics.hot.ofrep_bulk;
+    hot(&plane, route, &headers, || {
+        bulk_inner(&plane, &headers, &body)
+    })
 }
 
 fn bulk_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Response {

@@ -175,19 +175,20 @@ async fn env_to_write(
     project: &str,
     env: &str,
 ) -> AppResult<Environment> {
-    who.require_admin(None)?;
     let installed = st
         .plane
         .snapshots()
         .values()
         .find(|s| s.env.project_key == project && s.env.key == env)
         .map(|s| s.env.clone());
-    let env = match installed {
-        Some(env) => env,
-        None => st.store.environment(project, env).await?,
-    };
-    who.require_env_admin(&env)?;
-    Ok(env)
+    match installed {
+        Some(env) => {
+            who.require_admin(None)?;
+            who.require_env_admin(&env)?;
+            Ok(env)
+        }
+        None => admin_env(st, who, project, env).await,
+    }
 }
 
 fn kind_name(kind: ItemKind) -> &'static str {
