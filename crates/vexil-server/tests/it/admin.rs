@@ -705,14 +705,24 @@ async fn a_write_whose_compilation_takes_too_long_is_stopped_and_refused() {
     );
     let (_, _, env) = s.admin(Method::GET, ENV, None, &[]).await;
     assert_eq!(env["version"], 0, "{env}");
-    let (st, _, body) = s
-        .admin(
-            Method::PUT,
-            &format!("{ENV}/flags/small"),
-            Some(&flag),
-            &[("if-none-match", "*")],
-        )
-        .await;
+    // Small writes go through again (on a loaded machine even a small
+    // compilation may miss 100 ms once: it says so, and a retry works).
+    let mut answer = None;
+    for _ in 0..20 {
+        let (st, _, body) = s
+            .admin(
+                Method::PUT,
+                &format!("{ENV}/flags/small"),
+                Some(&flag),
+                &[("if-none-match", "*")],
+            )
+            .await;
+        if !(st == StatusCode::SERVICE_UNAVAILABLE && body["code"] == "compile_timeout") {
+            answer = Some((st, body));
+            break;
+        }
+    }
+    let (st, body) = answer.expect("a small write gets through");
     assert_eq!(st, StatusCode::CREATED, "{body}");
 }
 
