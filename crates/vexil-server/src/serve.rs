@@ -10,7 +10,7 @@ use vexil_store::{ErrorKind, FileStore, Scope, SqlStore, Store};
 use crate::Error;
 use crate::config::{Config, StoreConfig};
 use crate::control::Control;
-use crate::http::limits::Limiter;
+use crate::http::limits::{Limiter, RateLimits};
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::plane::{Plane, PlaneSettings};
@@ -153,15 +153,22 @@ pub async fn run(
         }
     };
     let clock = config.clock.clone();
-    let limiter = Arc::new(Limiter::new(config.rate_limits, config.max_in_flight));
+    let limiter = Arc::new(Limiter::new(
+        RateLimits {
+            admin: config.rate_limit_admin,
+            server: config.plane.rate_limit_server,
+            client: config.plane.rate_limit_client,
+        },
+        config.plane.max_in_flight,
+    ));
     let metrics = Arc::new(Metrics::default());
     let store_metrics = Arc::new(StoreMetrics::default());
     let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, store_metrics.clone()));
     let plane = Arc::new(Plane::new(
         PlaneSettings {
-            stream_buffer: config.stream_buffer,
-            heartbeat: config.heartbeat,
-            public_url: config.public_url.clone(),
+            stream_buffer: config.plane.stream_buffer,
+            heartbeat: config.plane.heartbeat,
+            public_url: config.plane.public_url.clone(),
             admin_evaluates_single_env: store.read_only(),
         },
         limiter.clone(),
@@ -187,7 +194,7 @@ pub async fn run(
     // snapshots load; then follow changes other servers write.
     let sync = tokio::spawn(control.follow(config.sync_interval));
 
-    let app = crate::api::app(state.clone(), config.max_body_bytes);
+    let app = crate::api::app(state.clone(), config.plane.http.max_body_bytes);
     let addr = listener.local_addr().map_err(|source| Error::Io {
         what: "cannot read the listening address".to_owned(),
         source,
@@ -201,7 +208,7 @@ pub async fn run(
         // Streams never end by themselves: end them, then drain.
         plane.close_streams();
     };
-    let mut limits = config.http.clone();
+    let mut limits = config.plane.http.clone();
     if limits.max_connections == 0 {
         limits.max_connections = connection_limit();
     }

@@ -1,9 +1,9 @@
-//! The configuration as `vexil serve` prints it at start: every setting,
-//! secrets masked.
+//! The configuration as `vexil serve` and `vexil edge` print it at start:
+//! every setting, secrets masked.
 
 use std::fmt;
 
-use super::{AdminKeySource, Config, StoreConfig};
+use super::{AdminKeySource, Config, PlaneConfig, StoreConfig};
 
 /// Hides the password of a URL.
 pub(super) fn mask_url(url: &str) -> String {
@@ -55,40 +55,49 @@ impl fmt::Display for Config {
                 self.file_keys.client.len()
             )?;
         }
-        writeln!(f, "  max body bytes  {}", self.max_body_bytes)?;
         writeln!(f, "  sync interval   {} ms", self.sync_interval.as_millis())?;
-        let rate = |r: f64| {
-            if r > 0.0 {
-                format!("{r}/s")
-            } else {
-                "unlimited".to_owned()
-            }
-        };
         writeln!(
             f,
-            "  rate limits     admin {}, server {}, client {} per key",
-            rate(self.rate_limits.admin),
-            rate(self.rate_limits.server),
-            rate(self.rate_limits.client)
+            "  admin rate      {} per key",
+            rate(self.rate_limit_admin)
         )?;
-        writeln!(f, "  max in flight   {}", self.max_in_flight)?;
-        writeln!(
-            f,
-            "  timeouts        headers {} ms, body {} ms, idle {} ms",
-            self.http.header_timeout.as_millis(),
-            self.http.body_timeout.as_millis(),
-            self.http.idle_timeout.as_millis()
-        )?;
-        match self.http.max_connections {
-            0 => writeln!(f, "  max connections from the open-file limit")?,
-            n => writeln!(f, "  max connections {n}")?,
-        }
-        write!(
-            f,
-            "  public url      {}",
-            self.public_url
-                .as_deref()
-                .unwrap_or("(none: relative URLs)")
-        )
+        plane(f, &self.plane)
     }
+}
+
+/// A rate limit as people read it.
+fn rate(r: f64) -> String {
+    if r > 0.0 {
+        format!("{r}/s")
+    } else {
+        "unlimited".to_owned()
+    }
+}
+
+/// The settings `vexil serve` and `vexil edge` share.
+pub(super) fn plane(f: &mut fmt::Formatter<'_>, p: &PlaneConfig) -> fmt::Result {
+    writeln!(f, "  max body bytes  {}", p.http.max_body_bytes)?;
+    writeln!(
+        f,
+        "  rate limits     server {}, client {} per key",
+        rate(p.rate_limit_server),
+        rate(p.rate_limit_client)
+    )?;
+    writeln!(f, "  max in flight   {}", p.max_in_flight)?;
+    writeln!(
+        f,
+        "  timeouts        headers {} ms, body {} ms, idle {} ms",
+        p.http.header_timeout.as_millis(),
+        p.http.body_timeout.as_millis(),
+        p.http.idle_timeout.as_millis()
+    )?;
+    match p.http.max_connections {
+        0 => writeln!(f, "  max connections from the open-file limit")?,
+        n => writeln!(f, "  max connections {n}")?,
+    }
+    write!(
+        f,
+        "  public url      {}",
+        p.public_url.as_deref().unwrap_or("(none: relative URLs)")
+    )
 }

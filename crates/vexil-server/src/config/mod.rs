@@ -1,8 +1,6 @@
 //! `vexil serve` configuration: command-line flags with `VEXIL_*`
 //! environment fallbacks, validated once and passed down.
 
-mod banner;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -24,6 +22,12 @@ macro_rules! ensure {
         }
     };
 }
+
+mod banner;
+mod plane;
+
+pub use plane::PlaneArgs;
+pub(crate) use plane::PlaneConfig;
 
 /// Flags of `vexil serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,9 +74,6 @@ pub struct ServeArgs {
     /// Where the admin key came from, for the banner (set by `main`).
     #[arg(skip)]
     pub admin_key_source: AdminKeySource,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "VEXIL_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-    pub(crate) max_body_bytes: usize,
     /// How often to look for changes written by other servers sharing the
     /// database, in milliseconds.
     #[arg(long, env = "VEXIL_SYNC_INTERVAL_MS", default_value_t = 250)]
@@ -80,55 +81,20 @@ pub struct ServeArgs {
     /// Requests per second per admin key (0: unlimited).
     #[arg(long, env = "VEXIL_RATE_LIMIT_ADMIN", default_value_t = 100.0)]
     pub(crate) rate_limit_admin: f64,
-    /// Requests per second per server key (0: unlimited).
-    #[arg(long, env = "VEXIL_RATE_LIMIT_SERVER", default_value_t = 10_000.0)]
-    pub(crate) rate_limit_server: f64,
-    /// Requests per second per client key, shared by every browser using it
-    /// (0: unlimited).
-    #[arg(long, env = "VEXIL_RATE_LIMIT_CLIENT", default_value_t = 100_000.0)]
-    pub(crate) rate_limit_client: f64,
-    /// Requests in flight at once before new ones are refused with 503.
-    #[arg(long, env = "VEXIL_MAX_IN_FLIGHT", default_value_t = 4096)]
-    pub(crate) max_in_flight: usize,
     /// Admin requests taking longer are answered 503 (the data plane answers
     /// from memory and needs none).
     #[arg(long, env = "VEXIL_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub(crate) request_timeout_ms: u64,
-    /// SSE events kept per environment for subscribers that fall behind; a
-    /// subscriber further behind is dropped and reconnects.
-    #[arg(long, env = "VEXIL_STREAM_BUFFER", default_value_t = 256)]
-    pub(crate) stream_buffer: usize,
-    /// Time a client has to send a request's headers, in milliseconds; an
-    /// idle keep-alive connection is closed after the same time.
-    #[arg(long, env = "VEXIL_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
-    pub(crate) header_timeout_ms: u64,
-    /// Time a client has to send a request's body once its headers
-    /// arrived, in milliseconds; slower bodies are answered 408.
-    #[arg(long, env = "VEXIL_BODY_TIMEOUT_MS", default_value_t = 10_000)]
-    pub(crate) body_timeout_ms: u64,
-    /// A connection that reads and writes nothing for this long is closed,
-    /// in milliseconds (SSE streams send heartbeats well within it).
-    #[arg(long, env = "VEXIL_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
-    pub(crate) idle_timeout_ms: u64,
-    /// Open connections at once; more are answered 503 and closed (0: the
-    /// open-file limit less a reserve for the store and files).
-    #[arg(long, env = "VEXIL_MAX_CONNECTIONS", default_value_t = 0)]
-    pub(crate) max_connections: usize,
-    /// The URL clients reach this server at (e.g. `https://flags.example.com`),
-    /// for the absolute URLs it hands out; without it they are relative.
-    #[arg(long, env = "VEXIL_PUBLIC_URL")]
-    pub(crate) public_url: Option<String>,
     /// Bound on compiling an environment for one write, in milliseconds;
     /// a write that takes longer is stopped and refused with 503.
     #[arg(long, env = "VEXIL_COMPILE_TIMEOUT_MS", default_value_t = 10_000)]
     pub(crate) compile_timeout_ms: u64,
-    /// Idle SSE streams get a comment this often, in milliseconds; must be
-    /// well below --idle-timeout-ms.
-    #[arg(long, env = "VEXIL_HEARTBEAT_MS", default_value_t = 15_000)]
-    pub(crate) heartbeat_ms: u64,
     /// Log format.
     #[arg(long, env = "VEXIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Bounds and settings of the HTTP server and the data plane.
+    #[command(flatten)]
+    pub(crate) plane: PlaneArgs,
 }
 
 /// How logs are written.
@@ -174,18 +140,12 @@ pub struct Config {
     /// Evaluation keys of a flag file, as hashes (the admin key's hash is
     /// added when the server knows the key: it may be generated at start).
     pub(crate) file_keys: vexil_store::FileKeys,
-    pub(crate) max_body_bytes: usize,
     pub(crate) sync_interval: std::time::Duration,
-    pub(crate) rate_limits: crate::http::limits::RateLimits,
-    pub(crate) max_in_flight: usize,
-    pub(crate) stream_buffer: usize,
+    /// Requests per second per admin key (0: unlimited).
+    pub(crate) rate_limit_admin: f64,
     pub(crate) request_timeout: std::time::Duration,
-    /// Bounds of connections and requests (`max_connections` 0: automatic).
-    pub(crate) http: crate::http::HttpLimits,
-    /// Where clients reach this server, without a trailing slash.
-    pub(crate) public_url: Option<String>,
-    /// Idle SSE streams get a comment this often.
-    pub(crate) heartbeat: std::time::Duration,
+    /// The HTTP server's bounds and the data plane's settings.
+    pub(crate) plane: PlaneConfig,
     /// Bound on compiling an environment for one write.
     pub(crate) compile_timeout: std::time::Duration,
     /// Where wall-clock time comes from.
@@ -240,42 +200,15 @@ impl ServeArgs {
             &self.client_keys,
         )?;
         ensure!(
-            self.max_body_bytes >= 1024,
-            "--max-body-bytes must be at least 1024"
-        );
-        ensure!(
             (10..=60_000).contains(&self.sync_interval_ms),
             "--sync-interval-ms must be between 10 and 60000"
         );
-        for (name, ms) in [
-            ("--compile-timeout-ms", self.compile_timeout_ms),
-            ("--header-timeout-ms", self.header_timeout_ms),
-            ("--body-timeout-ms", self.body_timeout_ms),
-            ("--idle-timeout-ms", self.idle_timeout_ms),
-        ] {
-            ensure!(
-                (100..=3_600_000).contains(&ms),
-                "{name} must be between 100 and 3600000"
-            );
-        }
         ensure!(
-            self.heartbeat_ms >= 100 && self.heartbeat_ms * 2 <= self.idle_timeout_ms,
-            "--heartbeat-ms must be at least 100 and at most half of --idle-timeout-ms, or idle streams would be cut"
+            (100..=3_600_000).contains(&self.compile_timeout_ms),
+            "--compile-timeout-ms must be between 100 and 3600000"
         );
-        let public_url = match self.public_url {
-            Some(url) => Some(public_url(&url)?),
-            None => None,
-        };
         Ok(Config {
-            http: crate::http::HttpLimits {
-                header_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
-                body_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
-                idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms),
-                max_connections: self.max_connections,
-                max_body_bytes: self.max_body_bytes,
-            },
-            public_url,
-            heartbeat: std::time::Duration::from_millis(self.heartbeat_ms),
+            plane: self.plane.check()?,
             compile_timeout: std::time::Duration::from_millis(self.compile_timeout_ms),
             clock: std::sync::Arc::new(crate::SystemClock),
             listen: self.listen,
@@ -283,39 +216,11 @@ impl ServeArgs {
             admin_key: self.admin_key,
             admin_key_source: self.admin_key_source,
             file_keys,
-            max_body_bytes: self.max_body_bytes,
             sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
-            rate_limits: crate::http::limits::RateLimits {
-                admin: self.rate_limit_admin,
-                server: self.rate_limit_server,
-                client: self.rate_limit_client,
-            },
-            max_in_flight: self.max_in_flight,
-            stream_buffer: self.stream_buffer,
+            rate_limit_admin: self.rate_limit_admin,
             request_timeout: std::time::Duration::from_millis(self.request_timeout_ms),
         })
     }
-}
-
-/// Checks a `--public-url`: `http://` or `https://`, a host, no query or
-/// fragment; returned without a trailing slash.
-fn public_url(url: &str) -> Result<String, Error> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "--public-url must start with http:// or https://, got `{url}`"
-            ))
-        })?;
-    let host = rest.split('/').next().unwrap_or("");
-    ensure!(
-        !host.is_empty()
-            && !url.contains(['?', '#', '@'])
-            && url.bytes().all(|b| b.is_ascii_graphic()),
-        "--public-url must be an absolute URL with a host and without query, fragment or credentials, got `{url}`"
-    );
-    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// Checks the evaluation keys of a flag file and keeps their hashes.
