@@ -340,7 +340,8 @@ fn sorted<T>(mut pairs: Vec<(String, T)>) -> Keyed<T> {
 }
 
 /// Whether some flag's flagd targeting may read `$flagd.timestamp`: it
-/// names `$flagd` somewhere, or builds a `var` path at evaluation time.
+/// names it (or the whole `$flagd` object), or builds a `var` path at
+/// evaluation time. (`$flagd.flagKey` is compiled into a literal.)
 /// Checked once per version so that evaluations of documents without
 /// such targeting never copy a context to stamp it.
 fn uses_time(document: &Document) -> bool {
@@ -353,7 +354,7 @@ fn uses_time(document: &Document) -> bool {
 
 fn mentions_flagd(v: &Value) -> bool {
     match v {
-        Value::String(s) => s.contains("$flagd"),
+        Value::String(s) => s == "$flagd" || s.starts_with("$flagd.timestamp"),
         Value::Array(items) => items.iter().any(mentions_flagd),
         Value::Object(map) => map.iter().any(|(k, v)| {
             let dynamic_var = k == "var"

@@ -144,6 +144,8 @@ fn bootstrap_documents_are_native_or_flagd_json_or_yaml_and_not_resumable() {
 fn only_targeting_that_may_read_the_time_asks_for_a_timestamp() {
     let plain = Followed::bootstrap(r#"{"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": {"if": [{"==": [{"var": "x"}, 1]}, "a", null]}}}}"#).unwrap();
     assert!(!plain.uses_time());
+    let keyed = Followed::bootstrap(r#"{"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "email"}]}, ["a", 100]]}}}}"#).unwrap();
+    assert!(!keyed.uses_time());
     let timed = Followed::bootstrap(r#"{"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": {"if": [{">": [{"var": "$flagd.timestamp"}, 1]}, "a", null]}}}}"#).unwrap();
     assert!(timed.uses_time());
     let dynamic = Followed::bootstrap(r#"{"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a", "targeting": {"if": [{"var": {"cat": ["x", "y"]}}, "a", null]}}}}"#).unwrap();

@@ -21,6 +21,16 @@ use super::{FollowerConfig, Sequenced, State, Status, Update};
 use crate::error::{Error, ErrorKind};
 use crate::followed::{Followed, Origin};
 
+/// The two ways to the upstream, which may fail apart (a proxy that
+/// cuts long-lived connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// `GET /api/v1/stream`.
+    Stream = 0,
+    /// `GET /api/v1/snapshot`.
+    Download = 1,
+}
+
 /// What became of a change event.
 #[derive(Debug, PartialEq, Eq)]
 enum Applied {
@@ -49,13 +59,17 @@ pub(super) struct Task {
     keys: Option<Arc<KeysEvent>>,
     /// The newest version refused while no later one was accepted.
     refused_version: Option<i64>,
-    /// The last attempt to reach the upstream worked.
-    upstream_ok: bool,
+    /// The stream is open (or was, and has not failed to reopen since).
+    stream_ok: bool,
+    /// The last download worked, since the stream last opened: polls
+    /// keep the follower ready while the stream cannot be followed.
+    download_ok: bool,
     /// The upstream's last answer refused the key or the URL.
     refused_by_upstream: bool,
-    /// A failure was logged as a warning and the upstream has not been
-    /// reached since (later failures are logged at debug level).
-    failing: bool,
+    /// A failure of the stream (0) or of downloads (1) was logged as a
+    /// warning and that path has not worked since: later failures are
+    /// logged at debug level.
+    failing: [bool; 2],
     backoff: Backoff,
     /// When to poll next while the stream fails (`None` while it works).
     next_poll: Option<Instant>,
@@ -98,9 +112,10 @@ impl Task {
             held,
             keys,
             refused_version: None,
-            upstream_ok: false,
+            stream_ok: false,
+            download_ok: false,
             refused_by_upstream: false,
-            failing: false,
+            failing: [false; 2],
             next_poll: None,
             seq: 0,
             config,
@@ -111,7 +126,7 @@ impl Task {
         loop {
             if !self.holds_upstream_version() {
                 if let Err(e) = self.download().await {
-                    self.failed(e);
+                    self.failed(Path::Download, e);
                     self.wait(false).await;
                     continue;
                 }
@@ -125,7 +140,7 @@ impl Task {
                 Ok(()) => {
                     tracing::debug!(upstream = %self.config.upstream, "stream ended; reconnecting")
                 }
-                Err(e) => self.failed(e),
+                Err(e) => self.failed(Path::Stream, e),
             }
             self.state.send_modify(|s| s.reconnects += 1);
             self.wait(true).await;
@@ -171,7 +186,7 @@ impl Task {
             tokio::time::sleep_until(poll_at).await;
             self.next_poll = Some(Instant::now() + self.config.poll_interval);
             if let Err(e) = self.download().await {
-                self.failed(e);
+                self.failed(Path::Download, e);
             }
         }
     }
@@ -196,7 +211,7 @@ impl Task {
             .map_err(|e| unavailable("cannot download the snapshot", e))?;
         match resp.status() {
             StatusCode::NOT_MODIFIED => {
-                self.reached();
+                self.reached(Path::Download);
                 return Ok(());
             }
             StatusCode::OK => {}
@@ -209,7 +224,7 @@ impl Task {
             )
         })?;
         let body = read_limited(resp, self.config.max_document_bytes).await?;
-        self.reached();
+        self.reached(Path::Download);
         if position.is_some_and(|p| version <= p) {
             // Not newer than what is held: another server behind the same
             // address may lag; the stream will bring what is new.
@@ -255,7 +270,7 @@ impl Task {
                 "the stream answered without `content-type: text/event-stream`",
             ));
         }
-        self.reached();
+        self.reached(Path::Stream);
         self.next_poll = None;
         let mut decoder = Decoder::with_limit(self.config.max_document_bytes);
         loop {
@@ -472,18 +487,27 @@ impl Task {
         match &self.held {
             None if self.refused_version.is_some() => Status::Error,
             None => Status::NotReady,
-            Some(_) if self.upstream_ok && self.refused_version.is_none() => Status::Ready,
+            Some(_) if (self.stream_ok || self.download_ok) && self.refused_version.is_none() => {
+                Status::Ready
+            }
             Some(_) => Status::Stale,
         }
     }
 
-    /// The upstream answered as it should.
-    fn reached(&mut self) {
-        if self.failing {
-            tracing::info!(upstream = %self.config.upstream, "upstream reached again");
-            self.failing = false;
+    /// The upstream answered as it should, on `path`.
+    fn reached(&mut self, path: Path) {
+        if std::mem::take(&mut self.failing[path as usize]) {
+            tracing::info!(upstream = %self.config.upstream, path = ?path, "upstream reached again");
         }
-        self.upstream_ok = true;
+        match path {
+            Path::Stream => {
+                self.stream_ok = true;
+                // From now on the stream says whether the upstream is
+                // there; an old download says nothing.
+                self.download_ok = false;
+            }
+            Path::Download => self.download_ok = true,
+        }
         self.refused_by_upstream = false;
         let now = SystemTime::now();
         self.publish(|s| s.last_contact = Some(now));
@@ -499,14 +523,16 @@ impl Task {
         });
     }
 
-    fn failed(&mut self, error: Error) {
-        if self.failing {
-            tracing::debug!(upstream = %self.config.upstream, error = %error, "still cannot follow the upstream");
+    fn failed(&mut self, path: Path, error: Error) {
+        if std::mem::replace(&mut self.failing[path as usize], true) {
+            tracing::debug!(upstream = %self.config.upstream, path = ?path, error = %error, "still cannot reach the upstream");
         } else {
-            tracing::warn!(upstream = %self.config.upstream, error = %error, "cannot follow the upstream; retrying");
+            tracing::warn!(upstream = %self.config.upstream, path = ?path, error = %error, "cannot reach the upstream; retrying");
         }
-        self.failing = true;
-        self.upstream_ok = false;
+        match path {
+            Path::Stream => self.stream_ok = false,
+            Path::Download => self.download_ok = false,
+        }
         self.refused_by_upstream = error.kind() == ErrorKind::Refused;
         if self.refused_by_upstream {
             self.backoff.exhaust();
