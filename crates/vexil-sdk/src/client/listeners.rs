@@ -38,6 +38,9 @@ type Callback = Arc<dyn Fn(&Changed) + Send + Sync>;
 
 struct Listener {
     id: u64,
+    /// The number of the last update published when it was added: it is
+    /// told of later ones only (what it could not have seen already).
+    since: u64,
     /// Only changes of this flag; every change when `None`.
     flag: Option<String>,
     callback: Callback,
@@ -60,11 +63,16 @@ impl std::fmt::Debug for Listeners {
 }
 
 impl Listeners {
-    pub(super) fn add(&self, flag: Option<String>, callback: Callback) -> ListenerId {
+    pub(super) fn add(&self, flag: Option<String>, since: u64, callback: Callback) -> ListenerId {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::clone(&list);
-        next.push(Arc::new(Listener { id, flag, callback }));
+        next.push(Arc::new(Listener {
+            id,
+            since,
+            flag,
+            callback,
+        }));
         *list = Arc::new(next);
         ListenerId(id)
     }
@@ -82,9 +90,13 @@ impl Listeners {
         self.list.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Calls every listener concerned by `changed`, one after another.
-    pub(super) fn notify(&self, changed: &Changed) {
+    /// Calls every listener concerned by `changed` (update number `seq`),
+    /// one after another.
+    pub(super) fn notify(&self, changed: &Changed, seq: u64) {
         for listener in self.snapshot().iter() {
+            if listener.since >= seq {
+                continue;
+            }
             let concerned = match &listener.flag {
                 None => true,
                 Some(flag) => changed.flags.binary_search(flag).is_ok(),
@@ -154,10 +166,13 @@ async fn follow(
         let version = followed.version();
         last = Some(followed);
         if !flags.is_empty() {
-            listeners.notify(&Changed {
-                version,
-                flags: flags.into(),
-            });
+            listeners.notify(
+                &Changed {
+                    version,
+                    flags: flags.into(),
+                },
+                updates.seen(),
+            );
         }
     }
 }

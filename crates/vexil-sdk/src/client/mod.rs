@@ -437,11 +437,15 @@ impl Client {
     // --- listeners -----------------------------------------------------------
 
     /// Calls `listener` after each new version that may change what some
-    /// flag evaluates to (see [`Changed`]). Listeners run one after another
-    /// on a task of their own, never on the evaluation path and never
-    /// under a lock; a slow listener delays only the listeners after it.
+    /// flag evaluates to (see [`Changed`]), from the versions that arrive
+    /// after this call on (a listener added before the first version is
+    /// told of it). Listeners run one after another on a task of their
+    /// own, never on the evaluation path and never under a lock; a slow
+    /// listener delays only the listeners after it. A client without
+    /// upstream never changes.
     pub fn on_change(&self, listener: impl Fn(&Changed) + Send + Sync + 'static) -> ListenerId {
-        self.inner.listeners.add(None, Arc::new(listener))
+        let since = self.inner.state.borrow().seq;
+        self.inner.listeners.add(None, since, Arc::new(listener))
     }
 
     /// Calls `listener` after each new version that may change what flag
@@ -453,9 +457,10 @@ impl Client {
         key: impl Into<String>,
         listener: impl Fn(&Changed) + Send + Sync + 'static,
     ) -> ListenerId {
+        let since = self.inner.state.borrow().seq;
         self.inner
             .listeners
-            .add(Some(key.into()), Arc::new(listener))
+            .add(Some(key.into()), since, Arc::new(listener))
     }
 
     /// Removes a listener; `false` when it was not there.

@@ -127,9 +127,10 @@ fn listeners_are_called_by_flag_and_survive_a_panicking_one() {
     let any = Arc::new(AtomicUsize::new(0));
     let for_b = Arc::new(AtomicUsize::new(0));
     let a = any.clone();
-    listeners.add(None, Arc::new(|_: &Changed| panic!("listener bug")));
+    listeners.add(None, 0, Arc::new(|_: &Changed| panic!("listener bug")));
     listeners.add(
         None,
+        0,
         Arc::new(move |_: &Changed| {
             a.fetch_add(1, Ordering::SeqCst);
         }),
@@ -137,6 +138,7 @@ fn listeners_are_called_by_flag_and_survive_a_panicking_one() {
     let b = for_b.clone();
     let id = listeners.add(
         Some("b".into()),
+        0,
         Arc::new(move |_: &Changed| {
             b.fetch_add(1, Ordering::SeqCst);
         }),
@@ -149,19 +151,32 @@ fn listeners_are_called_by_flag_and_survive_a_panicking_one() {
             .collect::<Vec<_>>()
             .into(),
     };
-    listeners.notify(&changed(&["a"]));
-    listeners.notify(&changed(&["a", "b"]));
+    listeners.notify(&changed(&["a"]), 1);
+    listeners.notify(&changed(&["a", "b"]), 2);
     assert_eq!(
         (any.load(Ordering::SeqCst), for_b.load(Ordering::SeqCst)),
         (2, 1)
     );
     assert!(listeners.remove(id));
     assert!(!listeners.remove(id));
-    listeners.notify(&changed(&["b"]));
+    listeners.notify(&changed(&["b"]), 3);
     assert_eq!(
         (any.load(Ordering::SeqCst), for_b.load(Ordering::SeqCst)),
         (3, 1)
     );
+    // A listener added at update 3 is not told of update 3 again.
+    let late = Arc::new(AtomicUsize::new(0));
+    let l = late.clone();
+    listeners.add(
+        None,
+        3,
+        Arc::new(move |_: &Changed| {
+            l.fetch_add(1, Ordering::SeqCst);
+        }),
+    );
+    listeners.notify(&changed(&["b"]), 3);
+    listeners.notify(&changed(&["b"]), 4);
+    assert_eq!(late.load(Ordering::SeqCst), 1);
 }
 
 #[test]

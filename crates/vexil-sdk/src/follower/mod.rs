@@ -301,6 +301,12 @@ impl Updates {
         }
     }
 
+    /// The number of the last update given (or covered by a snapshot
+    /// given): listeners added at an earlier number are told of it.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
     /// How many times this consumer fell behind and was resynchronised.
     pub fn lagged(&self) -> u64 {
         self.lagged

@@ -26,9 +26,23 @@ async fn follows_a_live_server_and_a_change_reaches_the_listeners() {
     let s = Server::start(&data);
     let key = setup(&s).await;
     let client = Client::new(&s.base, &key).unwrap();
+    // Added before the first version: told of it, every flag changed.
+    let (first_tx, mut first) = tokio::sync::mpsc::unbounded_channel();
+    client.on_change(move |c| {
+        let _ = first_tx.send(c.clone());
+    });
     client.wait_ready(Duration::from_secs(10)).await.unwrap();
     let v = server_version(&s).await;
     assert_eq!(client.version(), Some(v));
+    let loaded = tokio::time::timeout(Duration::from_secs(5), first.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.version, v);
+    assert_eq!(
+        &*loaded.flags,
+        ["checkout", "color", "limit"].map(String::from)
+    );
     assert_eq!(client.status(), Status::Ready);
     let pro = Context::new().with_targeting_key("u1").with("plan", "pro");
     assert!(client.bool_value("checkout", &pro, false));
@@ -302,4 +316,41 @@ async fn a_silent_stream_is_taken_for_dead_and_heartbeats_keep_one_alive() {
     toggle(&quiet, "checkout", false).await;
     let v = server_version(&quiet).await;
     eventually("the change arrives", || dead.version() == Some(v)).await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_lags_is_resynchronised_with_a_snapshot() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    let key = setup(&s).await;
+    let mut config = FollowerConfig::new(&s.base, &key);
+    config.updates_capacity = 2;
+    let f = Follower::start(config).unwrap();
+    f.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let v = server_version(&s).await;
+    let mut slow = f.updates();
+    let mut fast = f.updates();
+    assert_eq!(describe(&next(&mut slow).await), ("snapshot", v));
+    assert_eq!(describe(&next(&mut fast).await), ("snapshot", v));
+    let mut seen = Vec::new();
+    for i in 1..=5 {
+        toggle(&s, "checkout", i % 2 == 0).await;
+        seen.push(describe(&next(&mut fast).await));
+    }
+    let changes: Vec<_> = (1..=5).map(|i| ("change", v + i)).collect();
+    assert_eq!(seen, changes, "a consumer that keeps up sees every change");
+    // The slow one fell more than two updates behind: it gets the current
+    // state, then nothing it already covers.
+    assert_eq!(describe(&next(&mut slow).await), ("snapshot", v + 5));
+    assert_eq!(slow.lagged(), 1);
+    toggle(&s, "checkout", true).await;
+    assert_eq!(describe(&next(&mut slow).await), ("change", v + 6));
+    f.shutdown().await;
+    assert!(next_or_end(&mut slow).await.is_none());
+}
+
+async fn next_or_end(updates: &mut vexil_sdk::Updates) -> Option<vexil_sdk::Update> {
+    tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .expect("an answer within 5 s")
 }
