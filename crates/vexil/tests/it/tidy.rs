@@ -86,6 +86,7 @@ fn crate_dependencies_point_one_way() {
         ("vexil-engine", &[]),
         ("vexil-protocol", &["vexil-engine"]),
         ("vexil-store", &["vexil-engine"]),
+        ("vexil-sdk", &["vexil-engine", "vexil-protocol"]),
         (
             "vexil-server",
             &["vexil-engine", "vexil-protocol", "vexil-store"],
