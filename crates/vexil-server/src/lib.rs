@@ -15,6 +15,7 @@ mod api;
 mod clock;
 pub mod config;
 mod control;
+mod edge;
 mod error;
 mod http;
 mod keys;
@@ -25,6 +26,7 @@ mod state;
 mod timed_store;
 
 pub use clock::{Clock, SystemClock};
+pub use edge::run_edge;
 pub use error::Error;
 pub use serve::{migrate, run};
 

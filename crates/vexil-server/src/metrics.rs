@@ -107,8 +107,8 @@ const REASONS: [vexil_engine::Reason; 6] = [
 /// environment's snapshot and carried over from version to version.
 #[derive(Debug)]
 pub(crate) struct EvalCounters {
-    /// `project/environment`.
-    label: String,
+    /// `project/environment` (an edge learns it after its first version).
+    label: Mutex<String>,
     by_reason: [AtomicU64; REASONS.len()],
 }
 
@@ -165,15 +165,21 @@ impl Metrics {
     /// The evaluation counters of an environment (created on first use).
     pub(crate) fn eval_counters(&self, env_id: i64, label: &str) -> Arc<EvalCounters> {
         let mut evals = self.evaluations.lock().unwrap_or_else(|p| p.into_inner());
-        evals
+        let counters = evals
             .entry(env_id)
             .or_insert_with(|| {
                 Arc::new(EvalCounters {
-                    label: label.to_owned(),
+                    label: Mutex::new(label.to_owned()),
                     by_reason: Default::default(),
                 })
             })
-            .clone()
+            .clone();
+        let mut known = counters.label.lock().unwrap_or_else(|p| p.into_inner());
+        if *known != label {
+            *known = label.to_owned();
+        }
+        drop(known);
+        counters
     }
 }
 
@@ -297,13 +303,14 @@ impl Metrics {
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         for c in &counters {
+            let label = c.label.lock().unwrap_or_else(|p| p.into_inner()).clone();
             for (reason, n) in REASONS.iter().zip(&c.by_reason) {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
                     let _ = writeln!(
                         out,
                         "vexil_evaluations_total{{environment=\"{}\",reason=\"{}\"}} {n}",
-                        escape(&c.label),
+                        escape(&label),
                         reason.as_str()
                     );
                 }

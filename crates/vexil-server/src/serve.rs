@@ -223,7 +223,7 @@ pub async fn run(
 
 /// Connections the open-file limit leaves room for, keeping a reserve for
 /// the store, the flag file, logs and refusals.
-fn connection_limit() -> usize {
+pub(crate) fn connection_limit() -> usize {
     const RESERVE: u64 = 256;
     match rlimit::getrlimit(rlimit::Resource::NOFILE) {
         Ok((soft, _)) => soft.saturating_sub(RESERVE).clamp(64, 1 << 20) as usize,

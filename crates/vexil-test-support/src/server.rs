@@ -162,12 +162,32 @@ impl Server {
     }
 
     fn spawn_cmd(mut cmd: Command, data: &Data, extra: &[&str]) -> Server {
-        cmd.arg("serve")
-            .args(base_args(data))
-            .args(extra)
-            .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
+        cmd.arg("serve").args(base_args(data)).args(extra);
+        Server::spawn_process(cmd)
+    }
+
+    /// Starts `vexil edge` (the real binary `bin`) on 127.0.0.1:0,
+    /// following `upstream` with server `keys`, with extra flags (e.g.
+    /// `--cache-dir`).
+    pub fn spawn_edge(bin: &str, upstream: &str, keys: &[&str], extra: &[&str]) -> Server {
+        let mut cmd = Command::new(bin);
+        cmd.args(["edge", "--listen", "127.0.0.1:0", "--upstream", upstream]);
+        for k in keys {
+            cmd.args(["--key", k]);
+        }
+        // Tests poll and reconnect faster than production would.
+        cmd.args(["--poll-interval-ms", "200", "--backoff-max-ms", "1000"])
+            .args(extra);
+        Server::spawn_process(cmd)
+    }
+
+    fn spawn_process(mut cmd: Command) -> Server {
+        cmd.env("VEXIL_ADMIN_KEY", ADMIN_KEY)
             .env_remove("VEXIL_DATABASE_URL")
             .env_remove("VEXIL_DATA_DIR")
+            .env_remove("VEXIL_EDGE_KEYS")
+            .env_remove("VEXIL_UPSTREAM")
+            .env_remove("VEXIL_CACHE_DIR")
             .env("VEXIL_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -181,7 +201,7 @@ impl Server {
             let n = reader.read_line(&mut line).expect("read server output");
             assert!(n > 0, "server exited before listening:\n{banner}");
             banner.push_str(&line);
-            if let Some(addr) = line.trim().strip_prefix("vexil listening on ") {
+            if let Some((_, addr)) = line.trim().split_once(" listening on ") {
                 break addr.to_owned();
             }
         };

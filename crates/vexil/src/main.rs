@@ -33,6 +33,10 @@ enum Command {
     /// Run the server: admin API on the embedded SQLite store (default) or
     /// PostgreSQL.
     Serve(config::ServeArgs),
+    /// Run an edge: the evaluation and delivery APIs of a server, fed by
+    /// following an upstream server or edge; keeps serving its last known
+    /// state (also across a restart, with --cache-dir) when upstream is gone.
+    Edge(config::EdgeArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
     /// Manage flags on a running server.
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(args) => serve_main(args),
+        Command::Edge(args) => edge_main(args),
         Command::Migrate(args) => migrate_main(args),
         Command::Flags { remote, command } => client::flags(remote, admin_key_env(), command),
         Command::Keys { remote, command } => client::keys(remote, admin_key_env(), command),
@@ -239,6 +244,27 @@ fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen()))?;
         vexil_server::run(config, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn edge_main(args: config::EdgeArgs) -> anyhow::Result<ExitCode> {
+    init_logs(args.log_format);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    let config = args.into_config()?;
+    vexil_server::notice(format_args!(
+        "vexil {} edge starting with:\n{config}",
+        env!("CARGO_PKG_VERSION")
+    ));
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen()))?;
+        vexil_server::run_edge(config, listener, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -73,6 +73,11 @@ pub(super) struct Task {
     backoff: Backoff,
     /// When to poll next while the stream fails (`None` while it works).
     next_poll: Option<Instant>,
+    /// Whether the stream is to be tried before a polled snapshot is
+    /// taken: when a poll finds the upstream back with a newer version,
+    /// the stream resumes after the version held (only the missed changes
+    /// travel); the snapshot is taken only if that resume fails too.
+    resume_first: bool,
     seq: u64,
 }
 
@@ -117,6 +122,7 @@ impl Task {
             refused_by_upstream: false,
             failing: [false; 2],
             next_poll: None,
+            resume_first: true,
             seq: 0,
             config,
         })
@@ -185,8 +191,16 @@ impl Task {
             }
             tokio::time::sleep_until(poll_at).await;
             self.next_poll = Some(Instant::now() + self.config.poll_interval);
-            if let Err(e) = self.download().await {
-                self.failed(Path::Download, e);
+            let apply = !(self.resume_first && self.holds_upstream_version());
+            match self.download_if(apply).await {
+                Err(e) => self.failed(Path::Download, e),
+                // The upstream is back with something new: resume the
+                // stream now rather than download the whole environment.
+                Ok(Downloaded::NewerNotTaken) => {
+                    self.resume_first = false;
+                    return;
+                }
+                Ok(_) => {}
             }
         }
     }
@@ -196,6 +210,12 @@ impl Task {
     /// `GET /api/v1/snapshot`, with `If-None-Match` when a version is
     /// held; installs a newer version (or refuses it).
     async fn download(&mut self) -> Result<(), Error> {
+        self.download_if(true).await.map(|_| ())
+    }
+
+    /// As [`Task::download`]; without `apply`, a newer version is left for
+    /// the stream to bring.
+    async fn download_if(&mut self, apply: bool) -> Result<Downloaded, Error> {
         let mut req = self
             .http
             .get(&self.snapshot_url)
@@ -212,7 +232,7 @@ impl Task {
         match resp.status() {
             StatusCode::NOT_MODIFIED => {
                 self.reached(Path::Download);
-                return Ok(());
+                return Ok(Downloaded::Current);
             }
             StatusCode::OK => {}
             status => return Err(status_error(status, "snapshot")),
@@ -223,15 +243,19 @@ impl Task {
                 "snapshot answer names no version (no `x-vexil-version` or ETag)",
             )
         })?;
-        let body = read_limited(resp, self.config.max_document_bytes).await?;
-        self.reached(Path::Download);
         if position.is_some_and(|p| version <= p) {
+            self.reached(Path::Download);
             // Not newer than what is held: another server behind the same
             // address may lag; the stream will bring what is new.
-            return Ok(());
+            return Ok(Downloaded::Current);
         }
+        if !apply {
+            return Ok(Downloaded::NewerNotTaken);
+        }
+        let body = read_limited(resp, self.config.max_document_bytes).await?;
+        self.reached(Path::Download);
         self.accept_snapshot(version, body).await;
-        Ok(())
+        Ok(Downloaded::Taken)
     }
 
     /// Follows the stream until it ends (`Ok`) or fails.
@@ -272,6 +296,7 @@ impl Task {
         }
         self.reached(Path::Stream);
         self.next_poll = None;
+        self.resume_first = true;
         let mut decoder = Decoder::with_limit(self.config.max_document_bytes);
         loop {
             let chunk =
@@ -543,6 +568,17 @@ impl Task {
 }
 
 /// The upstream's base URL without a trailing `/`; plain HTTP only.
+/// What a download found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Downloaded {
+    /// Nothing newer than what is held.
+    Current,
+    /// A newer version, installed (or refused).
+    Taken,
+    /// A newer version, left for the stream (not downloaded whole).
+    NewerNotTaken,
+}
+
 fn base_url(upstream: &str) -> Result<String, Error> {
     let url = reqwest::Url::parse(upstream).map_err(|e| {
         Error::with_source(

@@ -117,11 +117,18 @@ pub(crate) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// The next update, within ten seconds.
+/// The next versioned update (`keys` updates, which the server sends on
+/// every stream it opens, are skipped).
 pub(crate) async fn next(updates: &mut Updates) -> Update {
-    tokio::time::timeout(Duration::from_secs(10), updates.recv())
-        .await
-        .expect("an update within 10 s")
-        .expect("the follower is running")
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+            .await
+            .expect("an update within 10 s")
+            .expect("the follower is running");
+        if !matches!(update, Update::Keys(_)) {
+            return update;
+        }
+    }
 }
 
 /// An update as (kind, version) for assertions.

@@ -130,12 +130,12 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn not_found(uri: Uri) -> Response {
+pub(crate) async fn not_found(uri: Uri) -> Response {
     Family::of(uri.path()).error(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 /// Alive: the process answers.
-async fn healthz() -> Json<serde_json::Value> {
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 

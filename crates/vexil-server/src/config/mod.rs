@@ -24,8 +24,10 @@ macro_rules! ensure {
 }
 
 mod banner;
+mod edge;
 mod plane;
 
+pub use edge::{EdgeArgs, EdgeConfig};
 pub use plane::PlaneArgs;
 pub(crate) use plane::PlaneConfig;
 

@@ -101,6 +101,17 @@ impl Plane {
     /// Installs a snapshot unless the same or a newer version is there;
     /// returns whether it was installed.
     pub(crate) fn install(&self, snap: EnvSnapshot) -> bool {
+        self.install_if(snap, |current, new| current < new)
+    }
+
+    /// Installs a snapshot unless a newer version is there: the same
+    /// version again when what is known of it changed (an edge learns the
+    /// environment's name after its first version).
+    pub(crate) fn reinstall(&self, snap: EnvSnapshot) -> bool {
+        self.install_if(snap, |current, new| current <= new)
+    }
+
+    fn install_if(&self, snap: EnvSnapshot, newer: fn(i64, i64) -> bool) -> bool {
         let id = snap.env.id;
         let snap = Arc::new(snap);
         let mut installed = false;
@@ -108,7 +119,7 @@ impl Plane {
             installed = false;
             let mut map = HashMap::clone(map);
             match map.get(&id) {
-                Some(current) if current.env.version >= snap.env.version => {}
+                Some(current) if !newer(current.env.version, snap.env.version) => {}
                 _ => {
                     map.insert(id, snap.clone());
                     installed = true;

@@ -17,12 +17,14 @@ use crate::metrics::EvalCounters;
 pub(crate) struct EnvSnapshot {
     pub(crate) env: Environment,
     /// Every item, archived ones included, in the store's order: what the
-    /// write path plans against without reading the store.
+    /// write path plans against without reading the store. Empty on an
+    /// edge, which has no store to write to.
     pub(crate) items: Arc<Vec<Item>>,
     /// The live (not archived) items as a typed document: the write path
     /// starts from it and parses only the items a change touches.
     pub(crate) doc: Arc<Document>,
-    pub(crate) snapshot: Snapshot,
+    /// Shared with the follower that compiled it, on an edge.
+    pub(crate) snapshot: Arc<Snapshot>,
     /// The document as JSON, serialised once per version for every edge
     /// and SDK that downloads it.
     pub(crate) document: Bytes,
@@ -43,6 +45,19 @@ impl EnvSnapshot {
         evaluations: Arc<EvalCounters>,
     ) -> Self {
         let document = serde_json::to_vec(&*doc).unwrap_or_default().into();
+        EnvSnapshot::compiled(env, items, doc, Arc::new(snapshot), document, evaluations)
+    }
+
+    /// An environment at a version whose snapshot and document JSON exist
+    /// already (an edge's follower made them).
+    pub(crate) fn compiled(
+        env: Environment,
+        items: Arc<Vec<Item>>,
+        doc: Arc<Document>,
+        snapshot: Arc<Snapshot>,
+        document: Bytes,
+        evaluations: Arc<EvalCounters>,
+    ) -> Self {
         EnvSnapshot {
             env,
             items,

@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod durability;
+mod edge;
 mod serve;
 mod support;
 mod tidy;

@@ -89,7 +89,7 @@ fn crate_dependencies_point_one_way() {
         ("vexil-sdk", &["vexil-engine", "vexil-protocol"]),
         (
             "vexil-server",
-            &["vexil-engine", "vexil-protocol", "vexil-store"],
+            &["vexil-engine", "vexil-protocol", "vexil-sdk", "vexil-store"],
         ),
         (
             "vexil",
