@@ -13,6 +13,7 @@ use crate::bucket::Prefix;
 use crate::compare::{parse_date, parse_semver};
 use crate::context::{Path, json_type};
 use crate::error::{Problem, Problems};
+use crate::explain::{FlagSource, SegmentSource, Sources};
 use crate::keyed::Keyed;
 use crate::model::{Clause, Document, FlagDef, FlagType, Operator, Rollout, Serve};
 use crate::pointer::Pointer;
@@ -190,6 +191,7 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
     }
 
     let mut segments = Vec::with_capacity(doc.segments.len());
+    let mut segment_sources = Vec::with_capacity(doc.segments.len());
     let mut segment_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.segments.len());
     for (key, seg) in doc.segments.iter() {
         if stop.load(Ordering::Relaxed) {
@@ -213,6 +215,7 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
             }
         }
         segment_edges.push(refs);
+        segment_sources.push(SegmentSource::new(key, seg));
         segments.push(CompiledSegment {
             included: seg.included.iter().map(|k| k.as_str().into()).collect(),
             excluded: seg.excluded.iter().map(|k| k.as_str().into()).collect(),
@@ -232,6 +235,7 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
     }
 
     let mut flags = Vec::with_capacity(doc.flags.len());
+    let mut flag_sources = Vec::with_capacity(doc.flags.len());
     let mut prereq_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.flags.len());
     for (key, def) in doc.flags.iter() {
         if stop.load(Ordering::Relaxed) {
@@ -241,6 +245,7 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
         let (flag, edges) = c.flag(&at, key, def, doc, &flag_index, &segment_index);
         prereq_edges.push(edges);
         flags.push(flag);
+        flag_sources.push(FlagSource::new(def));
     }
     let flag_keys: Vec<&str> = doc.flags.keys().collect();
     let cycles = find_cycles(&prereq_edges);
@@ -275,7 +280,15 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
         return Err(Problems(c.problems));
     }
     Ok(Compiled {
-        snapshot: Snapshot::new(flags, segments, doc.bucketing),
+        snapshot: Snapshot::new(
+            flags,
+            segments,
+            doc.bucketing,
+            Sources {
+                flags: flag_sources.into_boxed_slice(),
+                segments: segment_sources.into_boxed_slice(),
+            },
+        ),
         warnings: Vec::new(),
     })
 }

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::bucket::{bucket, pick};
 use crate::context::Context;
-use crate::flagd::logic::Scope;
+use crate::explain::{Decided, NoTrace, Tracer};
+use crate::flagd::logic::{Run, Scope};
 use crate::model::Bucketing;
 use crate::snapshot::{CompiledFlag, CompiledRollout, CompiledServe, Logic, Snapshot, Targeting};
 
@@ -200,11 +201,11 @@ impl Evaluation<'_> {
 }
 
 /// What resolution decided before values are looked up and typed.
-struct Resolved {
-    variant: Option<u32>,
-    reason: Reason,
-    matched: Matched,
-    error: Option<Box<EvalError>>,
+pub(crate) struct Resolved {
+    pub(crate) variant: Option<u32>,
+    pub(crate) reason: Reason,
+    pub(crate) matched: Matched,
+    pub(crate) error: Option<Box<EvalError>>,
 }
 
 impl Resolved {
@@ -247,7 +248,7 @@ pub fn evaluate<'s>(
             matched: Matched::Nothing,
         };
     };
-    evaluate_index(snapshot, at, ctx, expected)
+    evaluate_index(snapshot, at, ctx, expected, &mut NoTrace)
 }
 
 /// Evaluates every flag for `ctx`, in document order.
@@ -262,18 +263,28 @@ pub fn evaluate_all<'s>(snapshot: &'s Snapshot, ctx: &Context) -> Vec<Evaluation
 pub fn evaluate_all_into<'s>(snapshot: &'s Snapshot, ctx: &Context, out: &mut Vec<Evaluation<'s>>) {
     out.reserve(snapshot.flags.len());
     for at in 0..snapshot.flags.len() {
-        out.push(evaluate_index(snapshot, at, ctx, ValueType::Any));
+        out.push(evaluate_index(
+            snapshot,
+            at,
+            ctx,
+            ValueType::Any,
+            &mut NoTrace,
+        ));
     }
 }
 
-fn evaluate_index<'s>(
+/// Evaluates the flag at position `at`: resolution, then the value and
+/// its type. The one walk behind both evaluation (`t` is [`NoTrace`]) and
+/// explanation (`t` records; see `explain.rs`).
+pub(crate) fn evaluate_index<'s, T: Tracer>(
     snapshot: &'s Snapshot,
     at: usize,
     ctx: &Context,
     expected: ValueType,
+    t: &mut T,
 ) -> Evaluation<'s> {
     let flag = &snapshot.flags[at];
-    let resolved = resolve(snapshot, flag, ctx);
+    let resolved = resolve(snapshot, flag, ctx, t);
     let mut eval = Evaluation {
         flag: Some(flag),
         value: None,
@@ -303,7 +314,15 @@ fn evaluate_index<'s>(
     eval
 }
 
-fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved {
+/// Resolves a flag: off, then prerequisites, then targets, rules and the
+/// default (native), or JsonLogic targeting (flagd). `t` is told each
+/// decision as it is taken; it cannot change one.
+fn resolve<T: Tracer>(
+    snapshot: &Snapshot,
+    flag: &CompiledFlag,
+    ctx: &Context,
+    t: &mut T,
+) -> Resolved {
     if let Logic::Broken(why) = &flag.logic {
         return Resolved::err(EvalError::new(
             ErrorCode::ParseError,
@@ -311,15 +330,20 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
         ));
     }
     if !flag.enabled {
+        t.decided(flag, Decided::Disabled, flag.off_variant);
         return Resolved::ok(flag.off_variant, Reason::Disabled, Matched::Nothing);
     }
     for (n, &(pre, want)) in flag.prerequisites.iter().enumerate() {
         let holds = snapshot.flags.get(pre as usize).is_some_and(|p| {
             // Prerequisite graphs are acyclic (checked at compile time).
-            let r = resolve(snapshot, p, ctx);
-            p.enabled && r.error.is_none() && r.variant == Some(want)
+            let mut nested = t.nested(pre as usize);
+            let r = resolve(snapshot, p, ctx, &mut nested);
+            let holds = p.enabled && r.error.is_none() && r.variant == Some(want);
+            t.prerequisite(n, p, want, &r, holds, nested);
+            holds
         });
         if !holds {
+            t.decided(flag, Decided::Prerequisite, flag.off_variant);
             return Resolved::ok(
                 flag.off_variant,
                 Reason::Default,
@@ -329,18 +353,24 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
     }
     match &flag.logic {
         Logic::Native(logic) => {
-            if !logic.targets.is_empty()
-                && let Some(key) = ctx.targeting_key()
-                && let Some(&v) = logic.targets.get(key)
-            {
-                return Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Target);
+            if !logic.targets.is_empty() {
+                if let Some(key) = ctx.targeting_key()
+                    && let Some(&v) = logic.targets.get(key)
+                {
+                    t.targets(flag, Some(key), Some(v));
+                    t.decided(flag, Decided::Target, Some(v));
+                    return Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Target);
+                }
+                t.targets(flag, ctx.targeting_key(), None);
             }
             for (n, rule) in logic.rules.iter().enumerate() {
-                if rule
+                t.rule_start(n);
+                let hit = rule
                     .clauses
                     .iter()
-                    .all(|c| c.matches(ctx, &snapshot.segments))
-                {
+                    .all(|c| c.matches(ctx, &snapshot.segments, t));
+                t.rule_end(rule, n, hit);
+                if hit {
                     return serve(
                         snapshot,
                         flag,
@@ -348,6 +378,7 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
                         ctx,
                         Reason::TargetingMatch,
                         Matched::Rule(n),
+                        t,
                     );
                 }
             }
@@ -357,10 +388,13 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
                 Reason::Default
             };
             match &logic.default {
-                Some(default) => serve(snapshot, flag, default, ctx, reason, Matched::Default),
+                Some(default) => serve(snapshot, flag, default, ctx, reason, Matched::Default, t),
                 // No value: the caller's code default applies, which
                 // OpenFeature (and flagd) call DEFAULT, not STATIC.
-                None => Resolved::ok(None, Reason::Default, Matched::Default),
+                None => {
+                    t.decided(flag, Decided::Default, None);
+                    Resolved::ok(None, Reason::Default, Matched::Default)
+                }
             }
         }
         Logic::Broken(_) => Resolved::err(EvalError::new(
@@ -370,22 +404,34 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
         Logic::Flagd(logic) => match &logic.targeting {
             // A null default variant gives no value: the caller's code
             // default, reason DEFAULT, as flagd answers.
-            Targeting::None => match logic.default {
-                Some(v) => Resolved::ok(Some(v), Reason::Static, Matched::Nothing),
-                None => Resolved::ok(None, Reason::Default, Matched::Nothing),
-            },
+            Targeting::None => {
+                t.decided(flag, Decided::Default, logic.default);
+                match logic.default {
+                    Some(v) => Resolved::ok(Some(v), Reason::Static, Matched::Nothing),
+                    None => Resolved::ok(None, Reason::Default, Matched::Nothing),
+                }
+            }
             Targeting::Broken(why) => Resolved::err(EvalError::new(
                 ErrorCode::ParseError,
                 format!("targeting of flag `{}` is invalid: {why}", flag.key),
             )),
             Targeting::Expr(expr) => {
-                let failed = Cell::new(false);
-                let scope = Scope::root(ctx, snapshot.bucketing, &flag.key, &failed);
+                // Only a recording tracer collects fractional picks; for
+                // evaluation `picks` is `()` and the sink `None`.
+                let picks = T::Picks::default();
+                let run = Run {
+                    failed: Cell::new(false),
+                    fractional: T::sink(&picks),
+                };
+                let scope = Scope::root(ctx, snapshot.bucketing, &flag.key, &run);
                 let out = expr.eval(&scope);
-                if failed.get() {
+                let failed = run.failed.get();
+                t.targeting(&out, failed, &picks);
+                if failed {
+                    t.decided(flag, Decided::Default, logic.default);
                     return Resolved::ok(logic.default, Reason::Default, Matched::Nothing);
                 }
-                flagd_variant(flag, logic.default, &out)
+                flagd_variant(flag, logic.default, &out, t)
             }
         },
     }
@@ -393,9 +439,17 @@ fn resolve(snapshot: &Snapshot, flag: &CompiledFlag, ctx: &Context) -> Resolved 
 
 /// Maps the result of flagd targeting to a variant, as flagd does: null
 /// means the default; a string, boolean or number names a variant.
-fn flagd_variant(flag: &CompiledFlag, default: Option<u32>, out: &Value) -> Resolved {
+fn flagd_variant<T: Tracer>(
+    flag: &CompiledFlag,
+    default: Option<u32>,
+    out: &Value,
+    t: &mut T,
+) -> Resolved {
     let name: Cow<'_, str> = match out {
-        Value::Null => return Resolved::ok(default, Reason::Default, Matched::Nothing),
+        Value::Null => {
+            t.decided(flag, Decided::Default, default);
+            return Resolved::ok(default, Reason::Default, Matched::Nothing);
+        }
         Value::String(s) => Cow::Borrowed(s),
         Value::Bool(true) => Cow::Borrowed("true"),
         Value::Bool(false) => Cow::Borrowed("false"),
@@ -412,7 +466,10 @@ fn flagd_variant(flag: &CompiledFlag, default: Option<u32>, out: &Value) -> Reso
         }
     };
     match flag.variant_index(&name) {
-        Some(v) => Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Nothing),
+        Some(v) => {
+            t.decided(flag, Decided::Targeting, Some(v));
+            Resolved::ok(Some(v), Reason::TargetingMatch, Matched::Nothing)
+        }
         None => Resolved::err(EvalError::new(
             ErrorCode::General,
             format!(
@@ -423,18 +480,25 @@ fn flagd_variant(flag: &CompiledFlag, default: Option<u32>, out: &Value) -> Reso
     }
 }
 
-fn serve(
+fn serve<T: Tracer>(
     snapshot: &Snapshot,
     flag: &CompiledFlag,
     serve: &CompiledServe,
     ctx: &Context,
     fixed_reason: Reason,
     matched: Matched,
+    t: &mut T,
 ) -> Resolved {
     match serve {
-        CompiledServe::Variant(v) => Resolved::ok(Some(*v), fixed_reason, matched),
-        CompiledServe::Rollout(r) => match rollout(snapshot.bucketing, &flag.key, r, ctx) {
-            Ok(v) => Resolved::ok(Some(v), Reason::Split, matched),
+        CompiledServe::Variant(v) => {
+            t.decided(flag, Decided::by(matched), Some(*v));
+            Resolved::ok(Some(*v), fixed_reason, matched)
+        }
+        CompiledServe::Rollout(r) => match rollout(snapshot.bucketing, &flag.key, r, ctx, t) {
+            Ok(v) => {
+                t.decided(flag, Decided::by(matched), Some(v));
+                Resolved::ok(Some(v), Reason::Split, matched)
+            }
             Err(e) => Resolved::err(e),
         },
     }
@@ -442,11 +506,12 @@ fn serve(
 
 /// Picks a rollout variant: hash (salt or flag key, bucket value), then walk
 /// the cumulative weights.
-fn rollout(
+fn rollout<T: Tracer>(
     bucketing: Bucketing,
     flag_key: &str,
     r: &CompiledRollout,
     ctx: &Context,
+    t: &mut T,
 ) -> Result<u32, EvalError> {
     let hash = match &r.bucket_by {
         None => {
@@ -483,6 +548,7 @@ fn rollout(
     };
     let b = bucket(hash, r.total);
     let i = pick(&r.weights, b).unwrap_or(r.weights.len().saturating_sub(1));
+    t.bucketed(r, ctx, hash, b, i);
     r.variants
         .get(i)
         .copied()

@@ -4,6 +4,8 @@
 //! Everything here is pure: no I/O, no clock, no environment, no async
 //! runtime. The server, the edge and the SDK all evaluate with this crate,
 //! so they give the same answer for the same snapshot and context.
+//! [`explain()`] gives the same evaluation with a [`Trace`] of why, for
+//! people (it is not for the hot path).
 //!
 //! ```
 //! use vexil_engine::{Context, Format, ValueType, load};
@@ -32,6 +34,7 @@ mod compile;
 mod context;
 mod error;
 mod eval;
+mod explain;
 pub mod flagd;
 mod keyed;
 mod load;
@@ -51,6 +54,10 @@ pub use error::{LoadError, Problem, Problems};
 pub use eval::{
     ErrorCode, EvalError, Evaluation, Matched, Reason, ValueType, evaluate, evaluate_all,
     evaluate_all_into,
+};
+pub use explain::{
+    ClauseTrace, Membership, RolloutTrace, RuleTrace, SegmentTrace, ServedBy, Step, Trace,
+    WeightTrace, explain, explain_all,
 };
 pub use keyed::Keyed;
 pub use load::{Format, Source, load, parse};

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver, str_eq};
 use crate::context::{Context, Path};
+use crate::explain::{Membership, Tracer};
 use crate::snapshot::CompiledSegment;
 
 /// Above this many string values, `in` uses a hash set instead of a scan.
@@ -154,19 +155,31 @@ impl CompiledClause {
     /// Whether the clause holds. A missing or null attribute never matches
     /// (not even negated), except for `exists`; a value of the wrong type
     /// is simply no match.
+    ///
+    /// `t` sees the outcome (and, for `inSegment`, each segment checked);
+    /// evaluation passes `NoTrace`, which compiles to nothing.
     #[inline]
-    pub(crate) fn matches(&self, ctx: &Context, segments: &[CompiledSegment]) -> bool {
+    pub(crate) fn matches<T: Tracer>(
+        &self,
+        ctx: &Context,
+        segments: &[CompiledSegment],
+        t: &mut T,
+    ) -> bool {
         if let Matcher::InSegment(indexes) = &self.matcher {
             let hit = indexes.iter().any(|&i| {
                 segments
                     .get(i as usize)
-                    .is_some_and(|seg| seg.contains(ctx, segments))
+                    .is_some_and(|seg| seg.contains(i, ctx, segments, t))
             });
-            return hit != self.negate;
+            let out = hit != self.negate;
+            t.clause(self, None, out);
+            return out;
         }
         let value = match ctx.lookup(&self.path) {
-            None | Some(Value::Null) => {
-                return matches!(self.matcher, Matcher::Exists) && self.negate;
+            found @ (None | Some(Value::Null)) => {
+                let out = matches!(self.matcher, Matcher::Exists) && self.negate;
+                t.clause(self, found, out);
+                return out;
             }
             Some(v) => v,
         };
@@ -177,24 +190,45 @@ impl CompiledClause {
             }
             (m, v) => m.test(v),
         };
-        hit != self.negate
+        let out = hit != self.negate;
+        t.clause(self, Some(value), out);
+        out
     }
 }
 
 impl CompiledSegment {
     /// Excluded keys lose, included keys win, then any rule may match.
     /// Segment references are acyclic (checked at compile time).
-    pub(crate) fn contains(&self, ctx: &Context, segments: &[CompiledSegment]) -> bool {
+    /// `index` is this segment's position, for `t`.
+    pub(crate) fn contains<T: Tracer>(
+        &self,
+        index: u32,
+        ctx: &Context,
+        segments: &[CompiledSegment],
+        t: &mut T,
+    ) -> bool {
+        t.segment_start(index);
         if let Some(key) = ctx.targeting_key() {
             if self.excluded.contains(key) {
+                t.segment_end(Membership::Excluded);
                 return false;
             }
             if self.included.contains(key) {
+                t.segment_end(Membership::Included);
                 return true;
             }
         }
-        self.rules
-            .iter()
-            .any(|clauses| clauses.iter().all(|c| c.matches(ctx, segments)))
+        let hit = self.rules.iter().enumerate().any(|(n, clauses)| {
+            t.segment_rule_start(index, n);
+            let hit = clauses.iter().all(|c| c.matches(ctx, segments, t));
+            t.segment_rule_end(n, clauses.len(), hit);
+            hit
+        });
+        t.segment_end(if hit {
+            Membership::Rule
+        } else {
+            Membership::NotMatched
+        });
+        hit
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::bucket::Prefix;
 use crate::compare::str_eq;
 use crate::context::Path;
+use crate::explain::Sources;
 use crate::flagd::logic::Expr;
 use crate::model::{Bucketing, FlagKind, FlagType};
 use crate::rules::CompiledClause;
@@ -26,6 +27,9 @@ pub struct Snapshot {
     index: HashTable<u32>,
     pub(crate) segments: Box<[CompiledSegment]>,
     pub(crate) bucketing: Bucketing,
+    /// What explanations show and evaluation never reads (clauses as
+    /// written, salts, segment keys), apart from the compiled forms.
+    pub(crate) sources: Sources,
 }
 
 impl Snapshot {
@@ -33,6 +37,7 @@ impl Snapshot {
         flags: Vec<CompiledFlag>,
         segments: Vec<CompiledSegment>,
         bucketing: Bucketing,
+        sources: Sources,
     ) -> Self {
         let mut index = HashTable::with_capacity(flags.len());
         for (i, f) in flags.iter().enumerate() {
@@ -45,12 +50,18 @@ impl Snapshot {
             index,
             segments: segments.into_boxed_slice(),
             bucketing,
+            sources,
         }
     }
 
     /// A snapshot with no flags.
     pub fn empty() -> Self {
-        Snapshot::new(Vec::new(), Vec::new(), Bucketing::default())
+        Snapshot::new(
+            Vec::new(),
+            Vec::new(),
+            Bucketing::default(),
+            Sources::default(),
+        )
     }
 
     /// The position of a flag in document order.

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 
 use crate::bucket::{Prefix, bucket, hash_cbor, murmur3_32, pick};
 use crate::compare::{cmp_semver, json_eq, parse_semver};
-use crate::context::{Context, Path, descend};
+use crate::context::{Context, Path, TARGETING_KEY, descend};
+use crate::explain::RolloutTrace;
 use crate::model::Bucketing;
 use crate::rules::ValueSet;
 
@@ -96,6 +97,20 @@ struct Buckets {
     total: u64,
 }
 
+/// What one run of a flag's targeting reports besides its value.
+///
+/// It owns nothing that needs dropping, so evaluation pays nothing for
+/// the explain-mode field.
+#[derive(Default)]
+pub(crate) struct Run<'a> {
+    /// Set when a custom operator met bad arguments: the targeting result
+    /// is then void.
+    pub(crate) failed: Cell<bool>,
+    /// Explain mode only (`None` when evaluating, so nothing is collected
+    /// or allocated): where each bucket a `fractional` picks goes.
+    pub(crate) fractional: Option<&'a Cell<Vec<RolloutTrace>>>,
+}
+
 /// Where `var` looks, and what a `fractional` needs to hash.
 #[derive(Clone, Copy)]
 pub(crate) struct Scope<'a> {
@@ -103,9 +118,7 @@ pub(crate) struct Scope<'a> {
     ctx: &'a Context,
     bucketing: Bucketing,
     flag_key: &'a str,
-    /// Set when a custom operator met bad arguments: the targeting result
-    /// is then void.
-    failed: &'a Cell<bool>,
+    run: &'a Run<'a>,
 }
 
 #[derive(Clone, Copy)]
@@ -121,20 +134,20 @@ impl<'a> Scope<'a> {
         ctx: &'a Context,
         bucketing: Bucketing,
         flag_key: &'a str,
-        failed: &'a Cell<bool>,
+        run: &'a Run<'a>,
     ) -> Self {
         Scope {
             data: Data::Root,
             ctx,
             bucketing,
             flag_key,
-            failed,
+            run,
         }
     }
 
     /// Marks the evaluation as failed and yields `null`.
     fn fail<'b>(&self) -> Cow<'b, Value> {
-        self.failed.set(true);
+        self.run.failed.set(true);
         Cow::Owned(Value::Null)
     }
 
@@ -147,7 +160,7 @@ impl<'a> Scope<'a> {
             ctx: self.ctx,
             bucketing: self.bucketing,
             flag_key: self.flag_key,
-            failed: self.failed,
+            run: self.run,
         }
     }
 }
@@ -437,7 +450,7 @@ impl Fractional {
                 return scope.fail();
             };
             return buckets
-                .pick(hash)
+                .pick(hash, scope, None)
                 .map_or_else(|| scope.fail(), Cow::Borrowed);
         }
         let Some(first) = self.args.first() else {
@@ -471,7 +484,11 @@ impl Fractional {
                 values.push(a.eval(scope));
             }
         }
-        match Buckets::parse(values.iter().map(|v| &**v)).and_then(|b| b.pick(hash).cloned()) {
+        // The first argument was the bucketing value unless it is a bucket.
+        let hashed = (!reuse_first).then_some(&*first);
+        match Buckets::parse(values.iter().map(|v| &**v))
+            .and_then(|b| b.pick(hash, scope, hashed).cloned())
+        {
             Some(v) => Cow::Owned(v),
             None => scope.fail(),
         }
@@ -522,11 +539,60 @@ impl Buckets {
     }
 
     /// The bucket's variant, or `None` when all weights are zero.
-    fn pick(&self, hash: u32) -> Option<&Value> {
+    ///
+    /// In explain mode the pick is recorded in the scope's run, with what
+    /// was hashed: `hashed`, or without it the flag key and targeting key.
+    #[inline]
+    fn pick(&self, hash: u32, scope: &Scope<'_>, hashed: Option<&Value>) -> Option<&Value> {
         if self.total == 0 {
             return None;
         }
-        pick(&self.weights, bucket(hash, self.total)).and_then(|i| self.names.get(i))
+        let b = bucket(hash, self.total);
+        let i = pick(&self.weights, b)?;
+        let name = self.names.get(i);
+        if let Some(sink) = scope.run.fractional {
+            self.record(sink, scope, hashed, hash, b, i);
+        }
+        name
+    }
+
+    #[cold]
+    fn record(
+        &self,
+        sink: &Cell<Vec<RolloutTrace>>,
+        scope: &Scope<'_>,
+        hashed: Option<&Value>,
+        hash: u32,
+        b: u64,
+        i: usize,
+    ) {
+        let (bucket_by, value, salt) = match hashed {
+            Some(v) => ("value".to_owned(), v.clone(), None),
+            None => (
+                TARGETING_KEY.to_owned(),
+                scope.ctx.targeting_key().map_or(Value::Null, Value::from),
+                Some(scope.flag_key.to_owned()),
+            ),
+        };
+        let (percent, weights, variant) = RolloutTrace::walk(
+            b,
+            self.total,
+            self.names.iter().cloned().zip(self.weights.iter().copied()),
+            i,
+        );
+        let mut picks = sink.take();
+        picks.push(RolloutTrace {
+            bucket_by,
+            value,
+            salt,
+            hash,
+            bucket: b,
+            total: self.total,
+            percent,
+            weights,
+            variant,
+        });
+        sink.set(picks);
     }
 }
 

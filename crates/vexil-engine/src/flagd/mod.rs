@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::compile::{Compiled, Compiler};
 use crate::error::{Problem, Problems};
+use crate::explain::Sources;
 use crate::keyed::Keyed;
 use crate::model::{Bucketing, Document, FlagDef, FlagKind, Serve};
 use crate::pointer::Pointer;
@@ -210,7 +211,8 @@ pub fn compile(doc: &FlagdDocument) -> Result<Compiled, Problems> {
         return Err(Problems(c.problems));
     }
     Ok(Compiled {
-        snapshot: Snapshot::new(flags, Vec::new(), doc.bucketing),
+        // No native rules or segments: nothing for explanations to keep.
+        snapshot: Snapshot::new(flags, Vec::new(), doc.bucketing, Sources::default()),
         warnings,
     })
 }

@@ -1,8 +1,11 @@
-//! No input, however malformed, makes loading or evaluation panic.
+//! No input, however malformed, makes loading or evaluation panic, and
+//! explain mode agrees with evaluation on all of it.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use vexil_engine::{Context, Format, ValueType, evaluate_all, load};
+
+use crate::explain::agrees;
 
 const OPS: &[&str] = &[
     "var",
@@ -98,6 +101,7 @@ proptest! {
             let ctx = ctx.with_timestamp(1_700_000_000);
             let _ = evaluate_all(&compiled.snapshot, &ctx);
             let _ = compiled.snapshot.evaluate("f", &ctx, ValueType::Int);
+            prop_assert_eq!(agrees(&compiled.snapshot, "f", &ctx, ValueType::Int), Ok(()));
         }
     }
 
@@ -107,6 +111,7 @@ proptest! {
             let text = if yaml { serde_yaml_ng::to_string(&candidate).unwrap() } else { candidate.to_string() };
             if let Ok(c) = load(&text, Format::Auto) {
                 let _ = evaluate_all(&c.snapshot, &Context::new());
+                prop_assert_eq!(agrees(&c.snapshot, "f", &Context::new(), ValueType::Any), Ok(()));
             }
         }
     }
@@ -133,6 +138,7 @@ proptest! {
         let compiled = load(&doc.to_string(), Format::Native).unwrap();
         if let Ok(ctx) = Context::from_json(ctx) {
             let _ = evaluate_all(&compiled.snapshot, &ctx);
+            prop_assert_eq!(agrees(&compiled.snapshot, "f", &ctx, ValueType::Bool), Ok(()));
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Tests of `logic`.
 
-use std::cell::Cell;
-
 use serde_json::{Value, json};
 
 use super::*;
@@ -14,10 +12,14 @@ fn check(logic: Value, data: Value, expect: Value) {
     let ctx = Context::from_json(data)
         .unwrap()
         .with_timestamp(1_700_000_000);
-    let failed = Cell::new(false);
-    let scope = Scope::root(&ctx, Bucketing::Concat, "flag", &failed);
+    let run = Run::default();
+    let scope = Scope::root(&ctx, Bucketing::Concat, "flag", &run);
     let got = expr.eval(&scope).into_owned();
-    let got = if failed.get() { json!("<failed>") } else { got };
+    let got = if run.failed.get() {
+        json!("<failed>")
+    } else {
+        got
+    };
     assert_eq!(got, expect, "{logic}");
 }
 
