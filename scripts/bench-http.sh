@@ -113,6 +113,18 @@ ETAG=$(curl -s -D - -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Con
 bench "OFREP bulk, 304 (If-None-Match)" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" -H "If-None-Match: $ETAG"
 bench "native POST /api/v1/evaluate, 50 flags" "$SERVER" "$V/api/v1/evaluate" -H "Authorization: Bearer $KEY"
 
+echo "== the same requests at an edge following that server (edge on core 0, the idle server beside it)"
+SKEY=$("$BIN/vexil" keys create --name edge --scope server 2>/dev/null)
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" edge --listen 127.0.0.1:18097 --upstream "$V" --key "$SKEY" \
+  --rate-limit-client 100000000 --rate-limit-server 100000000 > "$WORK/edge.log" 2>&1 & PIDS+=($!)
+EDGE=$!
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18097/readyz && break; sleep 0.1; done
+E=http://127.0.0.1:18097
+bench "edge: OFREP single flag" "$EDGE" "$E/ofrep/v1/evaluate/flags/flag-7" -H "Authorization: Bearer $KEY"
+bench "edge: OFREP bulk, 50 flags" "$EDGE" "$E/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY"
+echo "edge idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$EDGE/status)"
+kill "$EDGE"
+
 echo "== overload: single-flag load against a client key limited to 5000 req/s"
 kill "$SERVER"; sleep 0.5
 VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" \
