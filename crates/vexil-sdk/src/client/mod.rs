@@ -29,9 +29,16 @@ pub use listeners::{Changed, ListenerId};
 #[cfg(test)]
 mod tests;
 
-/// Evaluates flags locally on a followed snapshot; see the [module
-/// documentation](self). Cheap to clone (clones share everything); the
-/// follower stops when the last clone is dropped.
+/// Evaluates flags locally on the version its [`Follower`] serves (or on a
+/// bootstrap file alone).
+///
+/// Evaluation never waits and never fails: a getter loads the current
+/// version (a lock-free `ArcSwap` load) and evaluates with the engine.
+/// Before the first version arrives every getter returns the caller's
+/// default, and the details say reason `ERROR`, code `PROVIDER_NOT_READY`.
+///
+/// Cheap to clone (clones share everything); the follower and the
+/// client's tasks stop when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
