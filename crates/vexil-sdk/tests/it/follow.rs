@@ -356,3 +356,45 @@ async fn next_or_end(updates: &mut vexil_sdk::Updates) -> Option<vexil_sdk::Upda
         .await
         .expect("an answer within 5 s")
 }
+
+#[tokio::test]
+async fn a_wrong_key_is_an_error_at_once() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    setup(&s).await;
+    let client = Client::new(&s.base, "vxs_not-a-key-0123456789").unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("401"), "{err}");
+    assert_eq!(client.status(), Status::Error);
+}
+
+#[tokio::test]
+async fn dropping_the_client_stops_its_follower_even_with_listeners() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    let key = setup(&s).await;
+    let client = Client::new(&s.base, &key).unwrap();
+    client.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let weak = client.downgrade();
+    client.on_change(move |_| {
+        let _ = weak.upgrade().map(|c| c.version());
+    });
+    let mut updates = client.follower().unwrap().updates();
+    let _ = next(&mut updates).await;
+    drop(client);
+    // The follower's task ended: its update stream closes.
+    let end = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .expect("the update stream ends");
+    assert!(end.is_none());
+}
