@@ -77,6 +77,20 @@ async fn follows_a_live_server_and_a_change_reaches_the_listeners() {
         (d.value, d.reason, d.version),
         (false, Reason::Disabled, Some(v + 1))
     );
+    // The change was applied locally, and the document is the server's
+    // byte for byte (an edge serves it under the same ETag).
+    let served = s
+        .http
+        .get(s.url("/api/v1/snapshot"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.headers()["etag"], format!("\"{}\"", v + 1).as_str());
+    let body = served.bytes().await.unwrap();
+    let followed = client.followed().unwrap();
+    assert_eq!(followed.version(), v + 1);
+    assert_eq!(followed.json().as_ref(), body.as_ref());
     // The other flag's listener was not called.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err());
