@@ -44,11 +44,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with("email", "ada@example.com")
         .with("plan", "pro");
     show(&client, &flag, &ctx);
-    let (listener_client, listener_flag, listener_ctx) =
-        (client.clone(), flag.clone(), ctx.clone());
+    // A weak handle: a listener holding the client would keep it alive.
+    let (weak, listener_flag, listener_ctx) = (client.downgrade(), flag.clone(), ctx.clone());
     client.on_flag_change(&flag, move |changed| {
-        print!("version {} changed {:?}: ", changed.version, changed.flags);
-        show(&listener_client, &listener_flag, &listener_ctx);
+        if let Some(client) = weak.upgrade() {
+            print!("version {} changed {:?}: ", changed.version, changed.flags);
+            show(&client, &listener_flag, &listener_ctx);
+        }
     });
 
     let mut state = client.watch();

@@ -43,7 +43,7 @@ mod followed;
 pub mod follower;
 pub mod openfeature;
 
-pub use client::{Changed, Client, ClientBuilder, Details, ErrorCode, ListenerId};
+pub use client::{Changed, Client, ClientBuilder, Details, ErrorCode, ListenerId, WeakClient};
 pub use error::{Error, ErrorKind};
 pub use followed::{Followed, Origin, Seed};
 pub use follower::{Follower, FollowerConfig, State, Status, Update, Updates};

@@ -19,7 +19,7 @@
 //!
 //! # Mapping
 //!
-//! - Status: the follower's ([`Status`](crate::Status)): `NotReady`,
+//! - Status: the follower's ([`crate::Status`]): `NotReady`,
 //!   `Ready`, `STALE` (serving a version the upstream may have moved past),
 //!   `Error` (the upstream refuses the key). The `open-feature` crate only
 //!   reads it when asked (`FeatureProvider::status`); keep a clone of the
@@ -262,19 +262,17 @@ fn metadata(map: &Map<String, Value>) -> FlagMetadata {
 /// An OpenFeature context as Vexil's: the targeting key and every field
 /// as attributes.
 pub(crate) fn to_context(ctx: &EvaluationContext) -> Context {
-    let mut map = Map::with_capacity(ctx.custom_fields.len() + 1);
+    // Attribute by attribute: cheaper than a JSON map converted whole.
+    let mut out = Context::new();
     for (name, value) in &ctx.custom_fields {
         if let Some(value) = field_json(value) {
-            map.insert(name.clone(), value);
+            out = out.with(name.as_str(), value);
         }
     }
     if let Some(key) = &ctx.targeting_key {
-        map.insert(
-            vexil_engine::TARGETING_KEY.to_owned(),
-            Value::String(key.clone()),
-        );
+        out = out.with_targeting_key(key.as_str());
     }
-    Context::from_json(Value::Object(map)).unwrap_or_default()
+    out
 }
 
 fn field_json(value: &EvaluationContextFieldValue) -> Option<Value> {

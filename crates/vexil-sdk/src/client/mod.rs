@@ -29,9 +29,16 @@ pub use listeners::{Changed, ListenerId};
 #[cfg(test)]
 mod tests;
 
-/// Evaluates flags locally on a followed snapshot; see the [module
-/// documentation](self). Cheap to clone (clones share everything); the
-/// follower stops when the last clone is dropped.
+/// Evaluates flags locally on the version its [`Follower`] serves (or on a
+/// bootstrap file alone).
+///
+/// Evaluation never waits and never fails: a getter loads the current
+/// version (a lock-free `ArcSwap` load) and evaluates with the engine.
+/// Before the first version arrives every getter returns the caller's
+/// default, and the details say reason `ERROR`, code `PROVIDER_NOT_READY`.
+///
+/// Cheap to clone (clones share everything); the follower and the
+/// client's tasks stop when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -443,6 +450,9 @@ impl Client {
     /// own, never on the evaluation path and never under a lock; a slow
     /// listener delays only the listeners after it. A client without
     /// upstream never changes.
+    ///
+    /// To evaluate in a listener, capture [`Client::downgrade`], not a
+    /// clone of the client (which would keep it alive for good).
     pub fn on_change(&self, listener: impl Fn(&Changed) + Send + Sync + 'static) -> ListenerId {
         let since = self.inner.state.borrow().seq;
         self.inner.listeners.add(None, since, Arc::new(listener))
@@ -463,9 +473,27 @@ impl Client {
             .add(Some(key.into()), since, Arc::new(listener))
     }
 
+    /// A handle that does not keep the client alive, for listeners: a
+    /// listener holding a `Client` would keep it (and its follower)
+    /// running for good, as the client holds its listeners.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.inner))
+    }
+
     /// Removes a listener; `false` when it was not there.
     pub fn remove_listener(&self, id: ListenerId) -> bool {
         self.inner.listeners.remove(id)
+    }
+}
+
+/// A [`Client`] that does not keep it alive (see [`Client::downgrade`]).
+#[derive(Debug, Clone)]
+pub struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    /// The client, while some clone of it is alive.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.0.upgrade().map(|inner| Client { inner })
     }
 }
 

@@ -45,11 +45,16 @@
 //!   [`Update::Snapshot`] of the current state instead of the updates it
 //!   missed (counted by [`Updates::lagged`]), then the updates after it.
 //!
-//! The follower runs as a task on the tokio runtime it was started on; it
-//! stops when the `Follower` is dropped or on [`Follower::shutdown`].
+//! The follower runs as a task on the tokio runtime it was started on,
+//! which needs its time and I/O drivers (`#[tokio::main]` and
+//! `#[tokio::test]` enable both; a hand-built runtime needs
+//! `enable_all()`); it stops when the `Follower` is dropped or on
+//! [`Follower::shutdown`].
 
 mod backoff;
 mod task;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
@@ -262,6 +267,9 @@ pub struct Updates {
     /// Given before anything received: the state at subscription, or
     /// after a lag.
     pending: Option<Update>,
+    /// An update newer than `pending`, taken out of the channel while
+    /// dropping the ones `pending` covers.
+    peeked: Option<Sequenced>,
     /// Updates up to this number are covered by what was given.
     seen: u64,
     lagged: u64,
@@ -278,6 +286,12 @@ impl Updates {
         if let Some(update) = self.pending.take() {
             return Some(update);
         }
+        if let Some(s) = self.peeked.take()
+            && s.seq > self.seen
+        {
+            self.seen = s.seq;
+            return Some(s.update);
+        }
         loop {
             match self.rx.recv().await {
                 Ok(s) if s.seq <= self.seen => continue,
@@ -286,18 +300,43 @@ impl Updates {
                     return Some(s.update);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.lagged += 1;
-                    let (seq, followed) = {
-                        let state = self.state.borrow();
-                        (state.seq, state.followed.clone())
-                    };
-                    self.seen = seq;
-                    if let Some(followed) = followed {
-                        return Some(Update::Snapshot(followed));
+                    if let Some(update) = self.resync() {
+                        return Some(update);
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
+        }
+    }
+
+    /// After a lag: the current state, as a snapshot to give. The updates
+    /// it covers that are still in the channel are dropped at once (the
+    /// channel keeps the receiver at its oldest message, so they would
+    /// otherwise take the room of the next ones and cause another lag);
+    /// the first newer one is kept for the next call.
+    fn resync(&mut self) -> Option<Update> {
+        use broadcast::error::TryRecvError;
+        self.lagged += 1;
+        'state: loop {
+            let (seq, followed) = {
+                let state = self.state.borrow();
+                (state.seq, state.followed.clone())
+            };
+            self.seen = seq;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(s) if s.seq <= self.seen => continue,
+                    Ok(s) => {
+                        self.peeked = Some(s);
+                        break;
+                    }
+                    // Fell behind again while draining: what was lost may
+                    // be newer than the state read; read it again.
+                    Err(TryRecvError::Lagged(_)) => continue 'state,
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                }
+            }
+            return followed.map(Update::Snapshot);
         }
     }
 
@@ -377,6 +416,7 @@ impl Follower {
             rx,
             state: self.state.clone(),
             pending,
+            peeked: None,
             seen,
             lagged: 0,
         }

@@ -77,6 +77,20 @@ async fn follows_a_live_server_and_a_change_reaches_the_listeners() {
         (d.value, d.reason, d.version),
         (false, Reason::Disabled, Some(v + 1))
     );
+    // The change was applied locally, and the document is the server's
+    // byte for byte (an edge serves it under the same ETag).
+    let served = s
+        .http
+        .get(s.url("/api/v1/snapshot"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.headers()["etag"], format!("\"{}\"", v + 1).as_str());
+    let body = served.bytes().await.unwrap();
+    let followed = client.followed().unwrap();
+    assert_eq!(followed.version(), v + 1);
+    assert_eq!(followed.json().as_ref(), body.as_ref());
     // The other flag's listener was not called.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err());
@@ -344,7 +358,9 @@ async fn a_consumer_that_lags_is_resynchronised_with_a_snapshot() {
     assert_eq!(describe(&next(&mut slow).await), ("snapshot", v + 5));
     assert_eq!(slow.lagged(), 1);
     toggle(&s, "checkout", true).await;
+    // Without room taken by what the snapshot covered: no second lag.
     assert_eq!(describe(&next(&mut slow).await), ("change", v + 6));
+    assert_eq!(slow.lagged(), 1);
     f.shutdown().await;
     assert!(next_or_end(&mut slow).await.is_none());
 }
@@ -353,4 +369,46 @@ async fn next_or_end(updates: &mut vexil_sdk::Updates) -> Option<vexil_sdk::Upda
     tokio::time::timeout(Duration::from_secs(5), updates.recv())
         .await
         .expect("an answer within 5 s")
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_an_error_at_once() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    setup(&s).await;
+    let client = Client::new(&s.base, "vxs_not-a-key-0123456789").unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains("401"), "{err}");
+    assert_eq!(client.status(), Status::Error);
+}
+
+#[tokio::test]
+async fn dropping_the_client_stops_its_follower_even_with_listeners() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    let key = setup(&s).await;
+    let client = Client::new(&s.base, &key).unwrap();
+    client.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let weak = client.downgrade();
+    client.on_change(move |_| {
+        let _ = weak.upgrade().map(|c| c.version());
+    });
+    let mut updates = client.follower().unwrap().updates();
+    let _ = next(&mut updates).await;
+    drop(client);
+    // The follower's task ended: its update stream closes.
+    let end = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+        .await
+        .expect("the update stream ends");
+    assert!(end.is_none());
 }
