@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod http;
+mod sdk;
 mod sse;
 use serde_json::json;
 
@@ -76,6 +77,37 @@ enum Command {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// SDK propagation: N `vexil_sdk::Client`s follow --url (an edge),
+    /// changes are written on --write-url (the server), and the delay from
+    /// each write's acknowledgement to each client's change listener is
+    /// reported.
+    Sdk {
+        /// Where the clients follow.
+        #[arg(long)]
+        url: String,
+        /// Where the changes are written.
+        #[arg(long)]
+        write_url: String,
+        /// Server key of the environment.
+        #[arg(long)]
+        server_key: String,
+        /// Admin key (changes).
+        #[arg(long, env = "VEXIL_ADMIN_KEY")]
+        admin_key: String,
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[arg(long = "env", default_value = "development")]
+        environment: String,
+        /// Clients.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Changes to make.
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+        /// Pause between changes, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
     /// A bare hyper server answering every request with a fixed JSON body:
     /// the ceiling of this machine, for ratios.
     BareServer {
@@ -127,6 +159,30 @@ async fn main() -> Result<()> {
             seconds,
         } => http::run(&url, &method, body, &headers, connections, seconds).await,
         Command::BareServer { listen } => http::bare_server(listen).await,
+        Command::Sdk {
+            url,
+            write_url,
+            server_key,
+            admin_key,
+            project,
+            environment,
+            clients,
+            changes,
+            interval_ms,
+        } => {
+            sdk::run(sdk::SdkRun {
+                url,
+                write_url,
+                server_key,
+                admin_key,
+                project,
+                environment,
+                clients,
+                changes,
+                interval: std::time::Duration::from_millis(interval_ms),
+            })
+            .await
+        }
         Command::Sse {
             url,
             write_url,
