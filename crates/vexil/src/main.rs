@@ -229,42 +229,50 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve_main(args: config::ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_format);
-    // Every SSE subscriber holds a connection: allow as many as the system does.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
+    raise_open_file_limit();
     let config = args.into_config()?;
     vexil_server::notice(format_args!(
         "vexil {} starting with:\n{config}",
         env!("CARGO_PKG_VERSION")
     ));
-    runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen()))?;
-        vexil_server::run(config, listener, shutdown_signal()).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    serve_on(config.listen(), |listener| {
+        vexil_server::run(config, listener, shutdown_signal())
+    })
 }
 
 fn edge_main(args: config::EdgeArgs) -> anyhow::Result<ExitCode> {
     init_logs(args.log_format);
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
+    raise_open_file_limit();
     let config = args.into_config()?;
     vexil_server::notice(format_args!(
         "vexil {} edge starting with:\n{config}",
         env!("CARGO_PKG_VERSION")
     ));
+    serve_on(config.listen(), |listener| {
+        vexil_server::run_edge(config, listener, shutdown_signal())
+    })
+}
+
+/// Every SSE subscriber holds a connection: allow as many as the system
+/// does.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
+/// Binds `addr` and runs `serve` on it until it ends.
+fn serve_on<F, Fut>(addr: std::net::SocketAddr, serve: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut,
+    Fut: std::future::Future<Output = Result<(), vexil_server::Error>>,
+{
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen())
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen()))?;
-        vexil_server::run_edge(config, listener, shutdown_signal()).await?;
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        serve(listener).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
