@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap as _, SerializeStruct as _};
 use serde::{Deserialize, Serialize};
-use vexil_engine::{Context, ContextError, Evaluation};
+use vexil_engine::{Context, ContextError, Evaluation, Trace};
 
 use crate::json::ContextObject;
 use crate::ofrep::{Entry, EvaluationAnswer};
@@ -29,6 +29,11 @@ pub struct NativeRequest {
     /// answer must have reached.
     #[serde(default, deserialize_with = "integer")]
     pub min_version: Option<i64>,
+    /// Explain mode: each answer carries the trace of how it was reached
+    /// (which target, rule and clause decided, the rollout bucket). Off
+    /// the hot path: it costs a walk that records every step.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 impl Serialize for NativeRequest {
@@ -40,6 +45,9 @@ impl Serialize for NativeRequest {
         }
         if let Some(v) = self.min_version {
             st.serialize_field("minVersion", &v)?;
+        }
+        if self.explain {
+            st.serialize_field("explain", &true)?;
         }
         st.end()
     }
@@ -95,26 +103,32 @@ pub struct NativeAnswer<'a> {
     /// Each evaluation with the key it is answered under: the key asked
     /// for, or (`None`, when evaluating all flags) the flag's own.
     pub flags: &'a [(Option<&'a str>, Evaluation<'a>)],
+    /// With explain mode: each evaluation's trace, in the same order.
+    pub traces: Option<&'a [Trace]>,
 }
 
 impl Serialize for NativeAnswer<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("NativeAnswer", 2)?;
         st.serialize_field("version", &self.version)?;
-        st.serialize_field("flags", &Flags(self.flags))?;
+        st.serialize_field("flags", &Flags(self.flags, self.traces))?;
         st.end()
     }
 }
 
 /// `{key: entry, …}`.
-struct Flags<'a>(&'a [(Option<&'a str>, Evaluation<'a>)]);
+struct Flags<'a>(&'a [(Option<&'a str>, Evaluation<'a>)], Option<&'a [Trace]>);
 
 impl Serialize for Flags<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (key, e) in self.0 {
+        for (i, (key, e)) in self.0.iter().enumerate() {
             let key = key.or(e.key()).unwrap_or("");
-            map.serialize_entry(key, &Entry::new(None, e))?;
+            let entry = Entry::new(None, e);
+            match self.1.and_then(|t| t.get(i)) {
+                Some(trace) => map.serialize_entry(key, &entry.with_trace(trace))?,
+                None => map.serialize_entry(key, &entry)?,
+            }
         }
         map.end()
     }

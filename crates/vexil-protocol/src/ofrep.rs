@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::ser::{SerializeSeq as _, SerializeStruct as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use vexil_engine::{Context, ContextError, Evaluation};
+use vexil_engine::{Context, ContextError, Evaluation, Trace};
 
 use crate::json::{ContextObject, Metadata};
 
@@ -78,19 +78,33 @@ pub fn parse_context(body: &[u8]) -> Result<Context, String> {
 pub struct Entry<'a> {
     key: Option<&'a str>,
     evaluation: &'a Evaluation<'a>,
+    /// Why (the native API's explain mode): written last, as `trace`.
+    trace: Option<&'a Trace>,
 }
 
 impl<'a> Entry<'a> {
     /// The answer for `evaluation`, naming `key` when given.
     pub fn new(key: Option<&'a str>, evaluation: &'a Evaluation<'a>) -> Self {
-        Entry { key, evaluation }
+        Entry {
+            key,
+            evaluation,
+            trace: None,
+        }
+    }
+
+    /// The same answer with the trace of how it was reached.
+    pub fn with_trace(self, trace: &'a Trace) -> Self {
+        Entry {
+            trace: Some(trace),
+            ..self
+        }
     }
 }
 
 impl Serialize for Entry<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let e = self.evaluation;
-        let mut st = s.serialize_struct("Entry", 5)?;
+        let mut st = s.serialize_struct("Entry", 6)?;
         if let Some(key) = self.key {
             st.serialize_field("key", key)?;
         }
@@ -107,6 +121,9 @@ impl Serialize for Entry<'_> {
                 st.serialize_field("variant", &e.variant)?;
                 st.serialize_field("metadata", &Metadata(e.metadata()))?;
             }
+        }
+        if let Some(trace) = self.trace {
+            st.serialize_field("trace", trace)?;
         }
         st.end()
     }
@@ -203,6 +220,10 @@ pub struct EvaluationAnswer {
     /// What went wrong.
     #[serde(default)]
     pub error_details: Option<String>,
+    /// How the answer was reached, when it was asked for (the native
+    /// API's `explain`): the engine's trace as JSON.
+    #[serde(default)]
+    pub trace: Option<Value>,
 }
 
 impl EvaluationAnswer {

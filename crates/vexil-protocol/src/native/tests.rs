@@ -130,7 +130,7 @@ fn every_request_error_has_todays_message() {
     check(
         r#"{"contxt": {}}"#,
         Err(
-            "invalid request body: unknown field `contxt`, expected one of `context`, `flags`, `minVersion` at line 1 column 9",
+            "invalid request body: unknown field `contxt`, expected one of `context`, `flags`, `minVersion`, `explain` at line 1 column 9",
         ),
     );
     check(
@@ -165,8 +165,10 @@ fn a_request_round_trips() {
         context: Context::new().with_targeting_key("u").with("n", 2),
         flags: Some(vec!["a".into(), "é\"".into()]),
         min_version: Some(161),
+        explain: true,
     };
     let back = parse_native_request(&encode(&req)).unwrap();
+    assert!(back.explain);
     assert_eq!(
         (back.context.to_json(), back.flags, back.min_version),
         (req.context.to_json(), req.flags, req.min_version)
@@ -194,12 +196,14 @@ fn the_answer_is_written_as_before_and_decodes() {
         let bytes = encode(&NativeAnswer {
             version: 12,
             flags: evals,
+            traces: None,
         });
         assert_eq!(text(&bytes), text(&before::answer(12, evals)));
     }
     let bytes = encode(&NativeAnswer {
         version: 12,
         flags: &named,
+        traces: None,
     });
     assert_eq!(
         text(&bytes),

@@ -1,6 +1,6 @@
 //! `POST /api/v1/evaluate`: every flag, or a listed set, for one context,
 //! with the environment version that answered; `minVersion` for
-//! read-your-writes.
+//! read-your-writes; `explain` for the trace of each answer.
 
 use std::sync::Arc;
 
@@ -67,25 +67,48 @@ async fn evaluate_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Resp
     }
     let ctx = req.context.with_timestamp(plane.clock.unix_seconds());
     // The key asked for, or (evaluating all) none: the evaluation names it.
-    let evals: Vec<(Option<&str>, Evaluation<'_>)> = match &req.flags {
-        Some(keys) => keys
+    // Explain mode records each evaluation's steps as well (a walk that
+    // allocates; the plain path does not take it).
+    let mut traces: Vec<vexil_engine::Trace> = Vec::new();
+    let evals: Vec<(Option<&str>, Evaluation<'_>)> = match (&req.flags, req.explain) {
+        (Some(keys), false) => keys
             .iter()
             .map(|k| {
-                let e = env.snapshot.evaluate(k, &ctx, ValueType::Any);
-                (Some(k.as_str()), e)
+                (
+                    Some(k.as_str()),
+                    env.snapshot.evaluate(k, &ctx, ValueType::Any),
+                )
             })
             .collect(),
-        None => env
+        (None, false) => env
             .snapshot
             .evaluate_all(&ctx)
             .into_iter()
             .map(|e| (None, e))
+            .collect(),
+        (Some(keys), true) => keys
+            .iter()
+            .map(|k| {
+                let (e, trace) = env.snapshot.explain(k, &ctx, ValueType::Any);
+                traces.push(trace);
+                (Some(k.as_str()), e)
+            })
+            .collect(),
+        (None, true) => env
+            .snapshot
+            .explain_all(&ctx)
+            .into_iter()
+            .map(|(e, trace)| {
+                traces.push(trace);
+                (None, e)
+            })
             .collect(),
     };
     env.evaluations.add_all(evals.iter().map(|(_, e)| e));
     let body = vexil_protocol::json::encode(&NativeAnswer {
         version: env.env.version,
         flags: &evals,
+        traces: req.explain.then_some(traces.as_slice()),
     });
     json_response(StatusCode::OK, body)
 }

@@ -828,3 +828,96 @@ async fn native_evaluation_refuses_a_bad_body_in_the_data_plane_format() {
         assert!(answer.get("code").is_none(), "{answer}");
     }
 }
+
+// Issue 10: explain mode in the native API says why each flag gives what
+// it gives: which rule and clause decided, and the rollout's bucket.
+#[tokio::test]
+async fn native_evaluation_explains_each_answer_on_request() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, _) = setup(&s).await;
+    let flag = json!({"variants": {"on": true, "off": false}, "defaultServe": {"rollout": {"weights": {"on": 30, "off": 70}}},
+        "rules": [{"name": "canadian pros", "clauses": [{"attribute": "country", "op": "in", "values": ["CA"]},
+                                                         {"attribute": "plan", "op": "in", "values": ["pro"]}],
+                   "serve": {"variant": "on"}}]});
+    let (st, _, body) = s
+        .admin(
+            Method::PUT,
+            &format!("{ENV}/flags/why"),
+            Some(&flag),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let ask = |ctx: Value, explain: bool| {
+        let s = &s;
+        let server = server.clone();
+        async move {
+            let (st, _, body) = s
+                .call(
+                    Method::POST,
+                    "/api/v1/evaluate",
+                    Some(&server),
+                    Some(&json!({"context": ctx, "flags": ["why"], "explain": explain})),
+                    &[],
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{body}");
+            body["flags"]["why"].clone()
+        }
+    };
+    // A rule match: both clauses true, the rule served `on`.
+    let matched = ask(
+        json!({"targetingKey": "u1", "country": "CA", "plan": "pro"}),
+        true,
+    )
+    .await;
+    assert_eq!(matched["reason"], "TARGETING_MATCH", "{matched}");
+    let steps = matched["trace"]["steps"].as_array().unwrap();
+    let rule = steps
+        .iter()
+        .find(|s| s["step"] == "rule")
+        .expect("a rule step");
+    assert_eq!(rule["matched"], true, "{rule}");
+    let results: Vec<&Value> = rule["clauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["result"])
+        .collect();
+    assert_eq!(results, [&json!(true), &json!(true)], "{rule}");
+    // A rollout: the second clause fails, the default rollout picks by bucket.
+    let rolled = ask(
+        json!({"targetingKey": "u1", "country": "CA", "plan": "free"}),
+        true,
+    )
+    .await;
+    assert_eq!(rolled["reason"], "SPLIT", "{rolled}");
+    let steps = rolled["trace"]["steps"].as_array().unwrap();
+    let rule = steps.iter().find(|s| s["step"] == "rule").unwrap();
+    assert_eq!(
+        (
+            rule["matched"].clone(),
+            rule["clauses"][1]["actual"].clone()
+        ),
+        (json!(false), json!("free")),
+        "{rule}"
+    );
+    let serve = steps.iter().find(|s| s["step"] == "serve").unwrap();
+    let bucket = serve["rollout"]["bucket"].as_f64().unwrap();
+    let total = serve["rollout"]["total"].as_f64().unwrap();
+    let expected = if bucket < 0.3 * total { "on" } else { "off" };
+    assert_eq!(serve["rollout"]["variant"], expected, "{serve}");
+    assert_eq!(rolled["variant"], expected, "{rolled}");
+    // Without explain: the same answer, no trace.
+    let plain = ask(
+        json!({"targetingKey": "u1", "country": "CA", "plan": "free"}),
+        false,
+    )
+    .await;
+    assert!(plain.get("trace").is_none(), "{plain}");
+    assert_eq!(
+        (plain["value"].clone(), plain["variant"].clone()),
+        (rolled["value"].clone(), rolled["variant"].clone())
+    );
+}
