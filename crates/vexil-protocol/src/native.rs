@@ -32,8 +32,14 @@ pub struct NativeRequest {
     /// Explain mode: each answer carries the trace of how it was reached
     /// (which target, rule and clause decided, the rollout bucket). Off
     /// the hot path: it costs a walk that records every step.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_false")]
     pub explain: bool,
+}
+
+/// A boolean whose `null` means absent (false), as every optional field of
+/// the request reads `null`.
+fn null_is_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 impl Serialize for NativeRequest {

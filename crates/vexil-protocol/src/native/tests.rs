@@ -242,3 +242,19 @@ fn the_stale_body_is_written_as_before_and_decodes() {
     assert_eq!(bytes, before::stale(4, 161));
     assert_eq!(serde_json::from_slice::<Stale>(&bytes).unwrap(), stale);
 }
+
+#[test]
+fn explain_may_be_null_or_absent() {
+    for body in [r#"{"explain": null}"#, "{}", r#"{"explain": false}"#] {
+        assert!(
+            !parse_native_request(body.as_bytes()).unwrap().explain,
+            "{body}"
+        );
+    }
+    assert!(
+        parse_native_request(br#"{"explain": true}"#)
+            .unwrap()
+            .explain
+    );
+    assert!(parse_native_request(br#"{"explain": 1}"#).is_err());
+}
