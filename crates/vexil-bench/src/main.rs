@@ -137,6 +137,82 @@ enum Command {
     },
 }
 
+/// The bench flag: created on the server (or found there), then toggled
+/// `changes` times `interval` apart; gives each version's acknowledgement
+/// time. Shared by the SSE and SDK propagation benches.
+pub(crate) struct Toggles {
+    http: reqwest::Client,
+    /// `.../flags/<key>`.
+    flag: String,
+    admin_key: String,
+}
+
+impl Toggles {
+    /// Creates flag `key` in the environment unless it exists.
+    pub(crate) async fn create(
+        base: &str,
+        admin_key: &str,
+        project: &str,
+        environment: &str,
+        key: &str,
+    ) -> Result<Toggles> {
+        let flag = format!(
+            "{}/api/v1/projects/{project}/environments/{environment}/flags/{key}",
+            base.trim_end_matches('/')
+        );
+        let http = reqwest::Client::new();
+        let resp = http
+            .put(&flag)
+            .bearer_auth(admin_key)
+            .header("if-none-match", "*")
+            .json(
+                &json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "on"}}),
+            )
+            .send()
+            .await?;
+        if !resp.status().is_success() && resp.status().as_u16() != 409 {
+            anyhow::bail!("cannot create the bench flag: {}", resp.status());
+        }
+        Ok(Toggles {
+            http,
+            flag,
+            admin_key: admin_key.to_owned(),
+        })
+    }
+
+    /// Toggles the flag `changes` times, `interval` apart; the
+    /// acknowledgement time of each version written.
+    pub(crate) async fn run(
+        &self,
+        changes: usize,
+        interval: std::time::Duration,
+    ) -> Result<std::collections::HashMap<i64, std::time::Instant>> {
+        let mut acks = std::collections::HashMap::new();
+        let mut on = false;
+        for _ in 0..changes {
+            let resp = self
+                .http
+                .post(format!("{}/toggle", self.flag))
+                .bearer_auth(&self.admin_key)
+                .json(&json!({"enabled": on}))
+                .send()
+                .await?;
+            let acked = std::time::Instant::now();
+            if !resp.status().is_success() {
+                anyhow::bail!("change refused: {}", resp.status());
+            }
+            let body: serde_json::Value = resp.json().await?;
+            let version = body["version"]
+                .as_i64()
+                .context("no version in the answer")?;
+            acks.insert(version, acked);
+            on = !on;
+            tokio::time::sleep(interval).await;
+        }
+        Ok(acks)
+    }
+}
+
 /// Latency percentiles of a run, in microseconds.
 pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {

@@ -31,23 +31,14 @@ pub(crate) async fn run(r: SdkRun) -> Result<()> {
             r.clients
         );
     }
-    let flags = format!(
-        "{}/api/v1/projects/{}/environments/{}/flags",
-        r.write_url.trim_end_matches('/'),
-        r.project,
-        r.environment
-    );
-    let http = reqwest::Client::new();
-    let resp = http
-        .put(format!("{flags}/sdk-bench"))
-        .bearer_auth(&r.admin_key)
-        .header("if-none-match", "*")
-        .json(&serde_json::json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "on"}}))
-        .send()
-        .await?;
-    if !resp.status().is_success() && resp.status().as_u16() != 409 {
-        bail!("cannot create the bench flag: {}", resp.status());
-    }
+    let toggles = crate::Toggles::create(
+        &r.write_url,
+        &r.admin_key,
+        &r.project,
+        &r.environment,
+        "sdk-bench",
+    )
+    .await?;
     // Every listener call: (version, when).
     let heard: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
     let mut clients = Vec::with_capacity(r.clients);
@@ -76,24 +67,7 @@ pub(crate) async fn run(r: SdkRun) -> Result<()> {
                 .push((changed.version, at));
         });
     }
-    let mut acks = std::collections::HashMap::new();
-    let mut on = false;
-    for _ in 0..r.changes {
-        let resp = http
-            .post(format!("{flags}/sdk-bench/toggle"))
-            .bearer_auth(&r.admin_key)
-            .json(&serde_json::json!({"enabled": on}))
-            .send()
-            .await?;
-        let acked = Instant::now();
-        if !resp.status().is_success() {
-            bail!("change refused: {}", resp.status());
-        }
-        let body: serde_json::Value = resp.json().await?;
-        acks.insert(body["version"].as_i64().context("no version")?, acked);
-        on = !on;
-        tokio::time::sleep(r.interval).await;
-    }
+    let acks = toggles.run(r.changes, r.interval).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let heard = heard.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut delays: Vec<u64> = heard

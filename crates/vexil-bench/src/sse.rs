@@ -1,7 +1,6 @@
 //! SSE fan-out: many subscribers, a series of changes, and the delay from
 //! each write's acknowledgement to each subscriber's receipt.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,6 @@ use hyper::Request;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
 
 use crate::percentile;
 
@@ -112,28 +110,9 @@ pub(crate) async fn run(r: SseRun) -> Result<()> {
         .await?
         .next()
         .context("cannot resolve --url")?;
-    let base = r
-        .write_url
-        .as_deref()
-        .unwrap_or(&r.url)
-        .trim_end_matches('/')
-        .to_owned();
-    let flags = format!(
-        "{base}/api/v1/projects/{}/environments/{}/flags",
-        r.project, r.environment
-    );
-    let http = reqwest::Client::new();
-    // The flag the changes toggle.
-    let resp = http
-        .put(format!("{flags}/sse-bench"))
-        .bearer_auth(&r.admin_key)
-        .header("if-none-match", "*")
-        .json(&serde_json::json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "on"}}))
-        .send()
-        .await?;
-    if !resp.status().is_success() && resp.status().as_u16() != 409 {
-        bail!("cannot create the bench flag: {}", resp.status());
-    }
+    let base = r.write_url.as_deref().unwrap_or(&r.url);
+    let toggles =
+        crate::Toggles::create(base, &r.admin_key, &r.project, &r.environment, "sse-bench").await?;
     let rss_before = r.server_pid.and_then(rss_kib);
 
     let ready = Arc::new(tokio::sync::Semaphore::new(0));
@@ -162,30 +141,9 @@ pub(crate) async fn run(r: SseRun) -> Result<()> {
     let rss_idle = r.server_pid.and_then(rss_kib);
 
     // Changes, one at a time; the acknowledgement time of each version.
-    let acks: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
-    let mut on = false;
-    for _ in 0..r.changes {
-        let resp = http
-            .post(format!("{flags}/sse-bench/toggle"))
-            .bearer_auth(&r.admin_key)
-            .json(&serde_json::json!({"enabled": on}))
-            .send()
-            .await?;
-        let acked = Instant::now();
-        if !resp.status().is_success() {
-            bail!("change refused: {}", resp.status());
-        }
-        let body: serde_json::Value = resp.json().await?;
-        let version = body["version"]
-            .as_i64()
-            .context("no version in the answer")?;
-        acks.lock().await.insert(version, acked);
-        on = !on;
-        tokio::time::sleep(r.interval).await;
-    }
+    let acks = toggles.run(r.changes, r.interval).await?;
     let mut delays: Vec<u64> = Vec::with_capacity(r.subscribers * r.changes);
     let mut missing = 0usize;
-    let acks = acks.lock().await.clone();
     for t in tasks {
         match tokio::time::timeout(Duration::from_secs(30), t).await {
             Ok(Ok(Ok(got))) => {

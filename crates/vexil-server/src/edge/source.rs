@@ -121,6 +121,9 @@ pub(crate) async fn feed(
         follower.as_ref().map(Follower::updates)
     };
     let Some(mut updates) = updates else { return };
+    // Whether this feed installed its keys yet (a cached state's keys are
+    // known from the start, but not installed).
+    let mut keys_installed = false;
     while let Some(update) = updates.recv().await {
         let followed = match update {
             Update::Snapshot(f) => {
@@ -154,9 +157,21 @@ pub(crate) async fn feed(
             },
             _ => continue,
         };
+        // Who may read changed (or is known for the first time): the key
+        // cache is rebuilt then, not on every version.
         if let Some(keys) = followed.keys() {
-            *upstream.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys.clone());
-            install_keys(&plane, &all);
+            let changed = {
+                let mut known = upstream.keys.lock().unwrap_or_else(|p| p.into_inner());
+                let changed = !known
+                    .as_ref()
+                    .is_some_and(|k| Arc::ptr_eq(k, keys) || **k == **keys);
+                *known = Some(keys.clone());
+                changed
+            };
+            if changed || !keys_installed {
+                install_keys(&plane, &all);
+                keys_installed = true;
+            }
         }
         if all.iter().all(|u| plane.snapshot(u.id).is_some()) {
             plane.set_loaded();
