@@ -22,5 +22,5 @@ KEY=$("$BIN/vexil" keys create --name edge --scope server 2>/dev/null)
 VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" edge --listen 127.0.0.1:18297 --upstream http://127.0.0.1:18298 --key "$KEY" \
   --rate-limit-server 0 > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18297/readyz && break; sleep 0.1; done
-taskset -c 1 "$BIN/vexil-bench" sdk --url http://127.0.0.1:18297 --write-url http://127.0.0.1:18298 \
+${PERF:-} taskset -c 1 "$BIN/vexil-bench" sdk --url http://127.0.0.1:18297 --write-url http://127.0.0.1:18298 \
   --server-key "$KEY" --clients "$CLIENTS" --changes "$CHANGES"

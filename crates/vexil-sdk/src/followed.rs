@@ -8,7 +8,7 @@
 //! (parsing and compiling): async callers run it on a blocking thread.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -49,8 +49,9 @@ pub struct Followed {
     document: Arc<Document>,
     /// The document as JSON: the bytes the upstream sent for a snapshot,
     /// or the typed document serialised once after a change (which is
-    /// what the server serves for that version).
-    json: Bytes,
+    /// what the server serves for that version) when first asked for — a
+    /// client without a cache never needs it.
+    json: OnceLock<Bytes>,
     snapshot: Arc<Snapshot>,
     keys: Option<Arc<KeysEvent>>,
     /// Whether some flag's targeting reads `$flagd.timestamp` (or could):
@@ -86,9 +87,17 @@ impl Followed {
         &self.document
     }
 
-    /// The document as JSON (a native document).
-    pub fn json(&self) -> &Bytes {
-        &self.json
+    /// The document as JSON (a native document), serialised on the first
+    /// call for a version made by applying a change (that call may take a
+    /// while on a large document: async callers make it on a blocking
+    /// thread, or let the follower make it, see
+    /// [`FollowerConfig::keep_json`](crate::FollowerConfig::keep_json)).
+    pub fn json(&self) -> Result<&Bytes, Error> {
+        if let Some(json) = self.json.get() {
+            return Ok(json);
+        }
+        let json = to_json(&self.document, self.version)?;
+        Ok(self.json.get_or_init(|| json))
     }
 
     /// The compiled snapshot flags are evaluated on.
@@ -173,13 +182,12 @@ impl Followed {
             )
         })?;
         let document = source.into_native_serving();
-        let json = to_json(&document, 0)?;
         Ok(Followed {
             version: 0,
             origin: Origin::Bootstrap,
             uses_time: uses_time(&document),
             document: Arc::new(document),
-            json,
+            json: OnceLock::new(),
             snapshot: Arc::new(compiled.snapshot),
             keys: None,
         })
@@ -207,13 +215,14 @@ impl Followed {
         })
     }
 
-    /// This state as a [`Seed`], for a cache file.
-    pub fn seed(&self) -> Seed {
-        Seed {
+    /// This state as a [`Seed`], for a cache file (serialises the
+    /// document when nothing did yet, see [`Followed::json`]).
+    pub fn seed(&self) -> Result<Seed, Error> {
+        Ok(Seed {
             version: self.version,
-            document: self.json.clone(),
+            document: self.json()?.clone(),
             keys: self.keys.as_deref().cloned(),
-        }
+        })
     }
 
     /// The same version with another keys event.
@@ -253,8 +262,8 @@ impl Followed {
     ) -> Result<Followed, Error> {
         let compiled = vexil_engine::compile(&document).map_err(|p| invalid(version, p))?;
         let json = match json {
-            Some(json) => json,
-            None => to_json(&document, version)?,
+            Some(json) => OnceLock::from(json),
+            None => OnceLock::new(),
         };
         Ok(Followed {
             version,

@@ -42,6 +42,7 @@ mod error;
 mod followed;
 pub mod follower;
 pub mod openfeature;
+mod slot;
 
 pub use client::{Changed, Client, ClientBuilder, Details, ErrorCode, ListenerId, WeakClient};
 pub use error::{Error, ErrorKind};

@@ -8,7 +8,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 use vexil_engine::Document;
 use vexil_engine::model::FlagDef;
@@ -16,6 +15,7 @@ use vexil_engine::model::FlagDef;
 use crate::cache::Cache;
 use crate::followed::{Followed, Origin};
 use crate::follower::{Follower, Update, Updates};
+use crate::slot::Slot;
 
 /// What a listener is told: a new version, and the flags whose evaluation
 /// it may change (definitions changed, or a flag they require, or a
@@ -136,7 +136,7 @@ pub(super) fn spawn(
 async fn follow(
     mut updates: Updates,
     listeners: Arc<Listeners>,
-    slot: Arc<ArcSwapOption<Followed>>,
+    slot: Arc<Slot>,
     mut last: Option<Arc<Followed>>,
     save: watch::Sender<Option<Arc<Followed>>>,
 ) {
@@ -184,9 +184,8 @@ async fn save(cache: Cache, label: String, mut rx: watch::Receiver<Option<Arc<Fo
         let Some(followed) = rx.borrow_and_update().clone() else {
             continue;
         };
-        let (cache, label) = (cache.clone(), label.clone());
-        let seed = followed.seed();
-        let written = tokio::task::spawn_blocking(move || cache.write(&label, &seed)).await;
+        let (cache, label, f) = (cache.clone(), label.clone(), followed.clone());
+        let written = tokio::task::spawn_blocking(move || cache.write(&label, &f.seed()?)).await;
         match written {
             Ok(Ok(())) => tracing::debug!(version = followed.version(), "cache saved"),
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the cache"),

@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use vexil_engine::{Context, Evaluation, Reason, ValueType};
@@ -23,6 +22,7 @@ use crate::cache::Cache;
 use crate::error::{Error, ErrorKind};
 use crate::followed::Followed;
 use crate::follower::{Follower, FollowerConfig, State, Status};
+use crate::slot::Slot;
 
 pub use listeners::{Changed, ListenerId};
 
@@ -47,7 +47,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     /// What evaluation reads: the follower's slot, or a fixed one.
-    current: Arc<ArcSwapOption<Followed>>,
+    current: Arc<Slot>,
     state: watch::Receiver<State>,
     /// Keeps a client without upstream's state channel open.
     _state_tx: Option<watch::Sender<State>>,
@@ -249,7 +249,7 @@ impl Client {
         let (tx, rx) = watch::channel(state);
         Client {
             inner: Arc::new(Inner {
-                current: Arc::new(ArcSwapOption::new(Some(followed))),
+                current: Arc::new(Slot::new(Some(followed))),
                 state: rx,
                 _state_tx: Some(tx),
                 follower: None,
@@ -287,7 +287,7 @@ impl Client {
 
     /// The version evaluations answer from (0 for a bootstrap file).
     pub fn version(&self) -> Option<i64> {
-        self.inner.current.load().as_ref().map(|f| f.version())
+        self.inner.current.with(|f| f.map(Followed::version))
     }
 
     /// The state evaluations answer from.
@@ -315,17 +315,18 @@ impl Client {
         expected: ValueType,
         f: impl FnOnce(Option<(&Evaluation<'_>, i64)>) -> R,
     ) -> R {
-        let guard = self.inner.current.load();
-        let Some(followed) = guard.as_deref() else {
-            return f(None);
-        };
-        let ctx = if followed.uses_time() && ctx.timestamp().is_none() {
-            Cow::Owned(ctx.clone().with_timestamp(unix_now()))
-        } else {
-            Cow::Borrowed(ctx)
-        };
-        let evaluation = followed.snapshot().evaluate(key, &ctx, expected);
-        f(Some((&evaluation, followed.version())))
+        self.inner.current.with(|followed| {
+            let Some(followed) = followed else {
+                return f(None);
+            };
+            let ctx = if followed.uses_time() && ctx.timestamp().is_none() {
+                Cow::Owned(ctx.clone().with_timestamp(unix_now()))
+            } else {
+                Cow::Borrowed(ctx)
+            };
+            let evaluation = followed.snapshot().evaluate(key, &ctx, expected);
+            f(Some((&evaluation, followed.version())))
+        })
     }
 
     /// A boolean flag's value, or `default` (unknown flag, wrong type, no

@@ -77,7 +77,7 @@ fn a_change_replaces_deletes_and_archives_items_and_keeps_key_order() {
     assert_eq!(v2.document().segments.len(), 1);
     // The JSON is the typed document's, as the server serialises it.
     assert_eq!(
-        v2.json().as_ref(),
+        v2.json().unwrap().as_ref(),
         serde_json::to_vec(v2.document().as_ref()).unwrap()
     );
     // The version before is untouched.
@@ -133,7 +133,7 @@ fn bootstrap_documents_are_native_or_flagd_json_or_yaml_and_not_resumable() {
     let g = Followed::bootstrap(yaml).unwrap();
     assert_eq!(value(&g, "g"), Some(json!(true)));
     // The native JSON of a flagd bootstrap is a native document.
-    let again = Followed::from_json(1, Origin::Cache, f.json().clone(), None).unwrap();
+    let again = Followed::from_json(1, Origin::Cache, f.json().unwrap().clone(), None).unwrap();
     assert_eq!(value(&again, "f"), Some(json!("B")));
     assert!(again.is_resumable());
     let err = Followed::bootstrap("{").unwrap_err();
@@ -166,7 +166,7 @@ fn seeds_round_trip_with_their_keys() {
         Some(Arc::new(keys.clone())),
     )
     .unwrap();
-    let seed = f.seed();
+    let seed = f.seed().unwrap();
     assert_eq!((seed.version, seed.keys.as_ref()), (7, Some(&keys)));
     let back = Followed::from_seed(seed).unwrap();
     assert_eq!((back.version(), back.origin()), (7, Origin::Cache));

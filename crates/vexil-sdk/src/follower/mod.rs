@@ -60,12 +60,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, watch};
 use vexil_protocol::event::{ChangeEvent, KeysEvent};
 
 use crate::error::{Error, ErrorKind};
 use crate::followed::Followed;
+use crate::slot::Slot;
 
 /// How to follow an upstream. Build it with [`FollowerConfig::new`] and
 /// change the fields that need other values.
@@ -105,6 +105,12 @@ pub struct FollowerConfig {
     pub updates_capacity: usize,
     /// Bound on one event of the stream and on a downloaded document.
     pub max_document_bytes: usize,
+    /// Serialise each version made from a change event to JSON on the
+    /// thread that compiles it, before it is served ([`Followed::json`]):
+    /// for an edge, which serves that JSON, or a cache writer. Otherwise
+    /// it is serialised when first asked for, and a client that never asks
+    /// saves the work.
+    pub keep_json: bool,
 }
 
 impl FollowerConfig {
@@ -124,6 +130,7 @@ impl FollowerConfig {
             initial: None,
             updates_capacity: 256,
             max_document_bytes: vexil_protocol::sse::DEFAULT_MAX_EVENT_BYTES,
+            keep_json: false,
         }
     }
 }
@@ -356,7 +363,7 @@ impl Updates {
 /// documentation](self).
 #[derive(Debug)]
 pub struct Follower {
-    current: Arc<ArcSwapOption<Followed>>,
+    current: Arc<Slot>,
     state: watch::Receiver<State>,
     updates: broadcast::Sender<Sequenced>,
     task: tokio::task::JoinHandle<()>,
@@ -376,7 +383,7 @@ impl Follower {
             )
         })?;
         let initial = config.initial.clone();
-        let current = Arc::new(ArcSwapOption::new(initial.clone()));
+        let current = Arc::new(Slot::new(initial.clone()));
         let (state_tx, state) = watch::channel(State::new(initial));
         let (updates, _) = broadcast::channel(config.updates_capacity.max(1));
         let task = task::Task::new(config, current.clone(), state_tx, updates.clone())?;
@@ -438,7 +445,7 @@ impl Follower {
     }
 
     /// The slot evaluation reads, shared with the client.
-    pub(crate) fn current_slot(&self) -> Arc<ArcSwapOption<Followed>> {
+    pub(crate) fn current_slot(&self) -> Arc<Slot> {
         self.current.clone()
     }
 }

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH};
@@ -20,6 +19,7 @@ use super::backoff::Backoff;
 use super::{FollowerConfig, Sequenced, State, Status, Update};
 use crate::error::{Error, ErrorKind};
 use crate::followed::{Followed, Origin};
+use crate::slot::Slot;
 
 /// The two ways to the upstream, which may fail apart (a proxy that
 /// cuts long-lived connections).
@@ -50,7 +50,7 @@ pub(super) struct Task {
     snapshot_url: String,
     stream_url: String,
     auth: HeaderValue,
-    current: Arc<ArcSwapOption<Followed>>,
+    current: Arc<Slot>,
     state: watch::Sender<State>,
     updates: broadcast::Sender<Sequenced>,
     /// The version served (also in `current`).
@@ -84,7 +84,7 @@ pub(super) struct Task {
 impl Task {
     pub(super) fn new(
         config: FollowerConfig,
-        current: Arc<ArcSwapOption<Followed>>,
+        current: Arc<Slot>,
         state: watch::Sender<State>,
         updates: broadcast::Sender<Sequenced>,
     ) -> Result<Task, Error> {
@@ -379,7 +379,9 @@ impl Task {
         let SnapshotEvent { version, document } = snapshot;
         if let Some(held) = self.held.as_ref().filter(|f| f.is_resumable())
             && held.version() == version
-            && held.json().as_ref() == document.as_bytes()
+            && held
+                .json()
+                .is_ok_and(|json| json.as_ref() == document.as_bytes())
         {
             return;
         }
@@ -414,7 +416,28 @@ impl Task {
         let change = Arc::new(change);
         let event = change.clone();
         let version = change.version;
-        match tokio::task::spawn_blocking(move || held.apply(&change)).await {
+        let keep_json = self.config.keep_json;
+        // A small environment compiles in well under a millisecond: on
+        // this task, without the hop to a blocking thread (which, with
+        // many followers in one process, costs more than the work).
+        let inline =
+            held.document().flags.len() + held.document().segments.len() <= INLINE_APPLY_ITEMS;
+        let apply = move || {
+            let followed = held.apply(&change)?;
+            if keep_json {
+                followed.json()?;
+            }
+            Ok::<_, Error>(followed)
+        };
+        let applied = if inline {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
+                .map_err(|_| compile_panicked_inline(version))
+        } else {
+            tokio::task::spawn_blocking(apply)
+                .await
+                .map_err(|e| compile_panicked(version, e))
+        };
+        match applied {
             Ok(Ok(followed)) => {
                 let followed = Arc::new(followed);
                 tracing::debug!(version, "change applied");
@@ -426,7 +449,7 @@ impl Task {
                 Applied::Refused
             }
             Err(e) => {
-                self.refuse(version, compile_panicked(version, e));
+                self.refuse(version, e);
                 Applied::Refused
             }
         }
@@ -685,6 +708,17 @@ fn compile_panicked(version: i64, e: tokio::task::JoinError) -> Error {
         e,
     )
 }
+
+fn compile_panicked_inline(version: i64) -> Error {
+    Error::new(
+        ErrorKind::Invalid,
+        format!("compiling version {version} failed (panicked)"),
+    )
+}
+
+/// Up to this many flags and segments, a change is applied on the
+/// follower's task; above, on a blocking thread.
+const INLINE_APPLY_ITEMS: usize = 64;
 
 #[cfg(test)]
 mod tests;

@@ -90,7 +90,7 @@ async fn follows_a_live_server_and_a_change_reaches_the_listeners() {
     let body = served.bytes().await.unwrap();
     let followed = client.followed().unwrap();
     assert_eq!(followed.version(), v + 1);
-    assert_eq!(followed.json().as_ref(), body.as_ref());
+    assert_eq!(followed.json().unwrap().as_ref(), body.as_ref());
     // The other flag's listener was not called.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err());

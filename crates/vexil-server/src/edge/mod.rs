@@ -68,6 +68,8 @@ pub async fn run_edge(
         follow.poll_interval = config.poll_interval;
         follow.backoff_max = config.backoff_max;
         follow.initial = initial;
+        // The edge serves each version's JSON (snapshot route, cache).
+        follow.keep_json = true;
         let follower = Follower::start(follow)
             .map_err(|e| Error::Config(format!("--upstream or --key cannot be followed: {e}")))?;
         upstreams.push(Arc::new(Upstream::new(i as i64 + 1, label, follower)));

@@ -65,9 +65,11 @@ async fn readyz(State(edge): State<Edge>) -> Response {
     for u in &edge.upstreams {
         let state = u.state();
         let installed = edge.plane.snapshot(u.id);
-        ready &= installed.is_some();
+        // Without its keys the edge would refuse every caller.
+        let servable = installed.is_some() && u.keys_installed();
+        ready &= servable;
         let status = match (state.status, &installed) {
-            (_, None) => "not_ready",
+            _ if !servable => "not_ready",
             (Status::Ready, Some(_)) => "current",
             _ => "stale",
         };

@@ -3,6 +3,7 @@
 //! keys checked offline), and written to the cache.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -25,6 +26,10 @@ pub(crate) struct Upstream {
     state: tokio::sync::watch::Receiver<vexil_sdk::State>,
     /// Who may read it, as the upstream last said.
     keys: Mutex<Option<Arc<KeysEvent>>>,
+    /// Whether the plane's key cache holds those keys: until then the
+    /// edge would refuse every caller of this environment, so it is not
+    /// ready.
+    keys_installed: AtomicBool,
 }
 
 impl Upstream {
@@ -37,7 +42,14 @@ impl Upstream {
             follower: Mutex::new(Some(follower)),
             state,
             keys: Mutex::new(keys),
+            keys_installed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the edge knows who may read this environment (and so can
+    /// serve it).
+    pub(crate) fn keys_installed(&self) -> bool {
+        self.keys_installed.load(Ordering::Acquire)
     }
 
     /// The follower's state now.
@@ -127,8 +139,10 @@ pub(crate) async fn feed(
     while let Some(update) = updates.recv().await {
         let followed = match update {
             Update::Snapshot(f) => {
-                let frame = vexil_protocol::event::snapshot_frame(f.version(), f.json());
                 if install(&upstream, &plane, &f) {
+                    // `install` served the JSON: it is there.
+                    let json = f.json().map(|j| &j[..]).unwrap_or_default();
+                    let frame = vexil_protocol::event::snapshot_frame(f.version(), json);
                     plane.publish(upstream.id, f.version(), Bytes::from(frame));
                 }
                 f
@@ -148,8 +162,8 @@ pub(crate) async fn feed(
                     let unnamed = plane
                         .snapshot(upstream.id)
                         .is_some_and(|s| s.env.project_key.is_empty());
-                    if unnamed {
-                        plane.reinstall(snapshot_of(&upstream, &plane, &f));
+                    if unnamed && let Some(snapshot) = snapshot_of(&upstream, &plane, &f) {
+                        plane.reinstall(snapshot);
                     }
                     f
                 }
@@ -173,14 +187,18 @@ pub(crate) async fn feed(
                 keys_installed = true;
             }
         }
-        if all.iter().all(|u| plane.snapshot(u.id).is_some()) {
+        if all
+            .iter()
+            .all(|u| plane.snapshot(u.id).is_some() && u.keys_installed())
+        {
             plane.set_loaded();
         }
         if let Some(cache) = &cache {
             let cache = cache.clone();
             let label = upstream.label.clone();
-            let seed = followed.seed();
-            let written = tokio::task::spawn_blocking(move || cache.write(&label, &seed)).await;
+            let f = followed.clone();
+            let written =
+                tokio::task::spawn_blocking(move || cache.write(&label, &f.seed()?)).await;
             if let Ok(Err(e)) = written {
                 tracing::warn!(cache = %upstream.label, error = %e, "cannot write the cache file");
             }
@@ -188,13 +206,22 @@ pub(crate) async fn feed(
     }
 }
 
-/// Installs a followed version; false when the plane holds it already.
+/// Installs a followed version; false when the plane holds it already
+/// (or it cannot be served).
 fn install(upstream: &Upstream, plane: &Plane, f: &Arc<Followed>) -> bool {
-    plane.install(snapshot_of(upstream, plane, f))
+    snapshot_of(upstream, plane, f).is_some_and(|s| plane.install(s))
 }
 
-/// A followed version as the plane holds it.
-fn snapshot_of(upstream: &Upstream, plane: &Plane, f: &Arc<Followed>) -> EnvSnapshot {
+/// A followed version as the plane holds it; `None` (logged) when its
+/// document cannot be written as JSON, which the snapshot route serves.
+fn snapshot_of(upstream: &Upstream, plane: &Plane, f: &Arc<Followed>) -> Option<EnvSnapshot> {
+    let json = match f.json() {
+        Ok(json) => json.clone(),
+        Err(e) => {
+            tracing::error!(upstream = %upstream.label, version = f.version(), error = %e, "version not served");
+            return None;
+        }
+    };
     let (project, key) = match f.keys() {
         Some(k) => (k.project.clone(), k.environment.clone()),
         None => (String::new(), upstream.label.clone()),
@@ -209,14 +236,14 @@ fn snapshot_of(upstream: &Upstream, plane: &Plane, f: &Arc<Followed>) -> EnvSnap
         created_at: 0,
     };
     let label = format!("{}/{}", env.project_key, env.key);
-    EnvSnapshot::compiled(
+    Some(EnvSnapshot::compiled(
         env,
         Arc::new(Vec::new()),
         f.document().clone(),
         f.snapshot().clone(),
-        f.json().clone(),
+        json,
         plane.eval_counters(upstream.id, &label),
-    )
+    ))
 }
 
 /// Installs the keys of every environment, as the upstreams last said.
@@ -251,4 +278,9 @@ fn install_keys(plane: &Plane, all: &[Arc<Upstream>]) {
         }
     }
     plane.install_keys(keys);
+    for u in all {
+        if u.keys.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            u.keys_installed.store(true, Ordering::Release);
+        }
+    }
 }

@@ -43,7 +43,7 @@ fn task(
 ) -> (Task, broadcast::Receiver<Sequenced>, watch::Receiver<State>) {
     let mut config = FollowerConfig::new("http://127.0.0.1:9", "key-0123456789abcdef");
     config.initial = initial.map(Arc::new);
-    let current = Arc::new(ArcSwapOption::new(config.initial.clone()));
+    let current = Arc::new(Slot::new(config.initial.clone()));
     let (state_tx, state) = watch::channel(State::new(config.initial.clone()));
     let (updates, rx) = broadcast::channel(16);
     (
@@ -91,7 +91,7 @@ async fn changes_apply_only_when_they_continue_the_version_held() {
     let sent = rx.recv().await.unwrap();
     assert!(matches!(sent.update, Update::Change { ref followed, .. } if followed.version() == 6));
     assert_eq!(state.borrow().followed.as_ref().unwrap().version(), 6);
-    assert_eq!(t.current.load().as_ref().unwrap().version(), 6);
+    assert_eq!(t.current.load_full().unwrap().version(), 6);
 }
 
 #[tokio::test]
