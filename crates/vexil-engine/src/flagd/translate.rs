@@ -12,7 +12,8 @@
 //! - "is a string": `{"===": [{"cat": [x]}, x]}` (only a string survives
 //!   `cat` unchanged);
 //! - "is a number": `{"===": [{"+": [x]}, x]}`, and `cat` of it is not
-//!   `"true"` or `"false"` (Python's `==` takes `1` and `true` as equal);
+//!   `"true"` or `"false"` (Python's `==` takes `1` and `true` as equal,
+//!   and its `cat` writes `True` and `False`);
 //! - "present": `{"!==": [x, null]}`;
 //! - array attributes: `{"some": [x, test({"var": ""})]}` beside the test
 //!   of the value itself.
@@ -514,11 +515,11 @@ fn is_string(v: &Value) -> Value {
 
 /// `v` is a number: unary `+` leaves only numbers (and, in Python, whose
 /// `==` equates `1` and `true`, booleans) unchanged; `cat` tells booleans
-/// apart.
+/// apart (Python's JsonLogic writes them `True` and `False`).
 fn is_number(v: &Value) -> Value {
     json!({"and": [
         {"===": [{"+": [v]}, v]},
-        {"!": {"in": [{"cat": [v]}, ["true", "false"]]}}
+        {"!": {"in": [{"cat": [v]}, ["true", "false", "True", "False"]]}}
     ]})
 }
 

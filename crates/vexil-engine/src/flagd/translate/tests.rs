@@ -205,12 +205,12 @@ fn what_has_no_exact_form_is_left_out() {
                 {"or": [
                     {"and": [
                         {"and": [{"===": [{"+": [{"var": "n"}]}, {"var": "n"}]},
-                                 {"!": {"in": [{"cat": [{"var": "n"}]}, ["true", "false"]]}}]},
+                                 {"!": {"in": [{"cat": [{"var": "n"}]}, ["true", "false", "True", "False"]]}}]},
                         {">": [{"var": "n"}, 1.5]}
                     ]},
                     {"some": [{"var": "n"}, {"and": [
                         {"and": [{"===": [{"+": [{"var": ""}]}, {"var": ""}]},
-                                 {"!": {"in": [{"cat": [{"var": ""}]}, ["true", "false"]]}}]},
+                                 {"!": {"in": [{"cat": [{"var": ""}]}, ["true", "false", "True", "False"]]}}]},
                         {">": [{"var": ""}, 1.5]}
                     ]}]}
                 ]}, "a",
