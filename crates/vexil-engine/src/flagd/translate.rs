@@ -40,8 +40,15 @@
 //!   that does not exist, so flagd reports an error too (`GENERAL`), and
 //!   neither gives a value.
 //!
-//! Integers beyond 2^53 in contexts compare as 64-bit floats in Vexil and
-//! exactly in Python; the translation does not guard against that.
+//! Known limits of "exactly", outside what JsonLogic can guard:
+//!
+//! - integers beyond 2^53 in contexts compare as 64-bit floats in Vexil and
+//!   exactly in Python;
+//! - OpenFeature's Python SDK passes an empty targeting key on as none;
+//! - the JavaScript core (`@openfeature/flagd-core` 4.0.1, through
+//!   `imurmurhash`) hashes UTF-16 code units rather than UTF-8 bytes, so
+//!   under [`Bucketing::Concat`] its rollouts agree only for ASCII flag
+//!   keys, salts and targeting keys.
 
 use std::fmt;
 
