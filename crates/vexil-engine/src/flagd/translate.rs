@@ -15,8 +15,8 @@
 //!   `"true"` or `"false"` (Python's `==` takes `1` and `true` as equal,
 //!   and its `cat` writes `True` and `False`);
 //! - "present": `{"!==": [x, null]}`;
-//! - array attributes: `{"some": [x, test({"var": ""})]}` beside the test
-//!   of the value itself.
+//! - array attributes: `{"some": [{"merge": [x]}, test({"var": ""})]}`
+//!   tests the value, or each item of an array value, alike.
 //!
 //! What cannot be written exactly leaves the flag out, with an
 //! [`Untranslatable`] reason: `matches` (regex dialects differ), semantic
@@ -109,6 +109,10 @@ pub enum Untranslatable {
     Salt,
     /// A variant whose value is an array: flagd's schema wants objects.
     ArrayVariant,
+    /// A `startsWith` or `endsWith` value with characters outside the
+    /// basic multilingual plane: JavaScript counts their length
+    /// differently.
+    NonBmpString,
     /// The flag does not compile (an unknown segment or variant, a
     /// segment cycle); translate only documents that compile.
     Invalid,
@@ -128,6 +132,7 @@ impl Untranslatable {
             Untranslatable::BucketBy => "bucket_by",
             Untranslatable::Salt => "salt",
             Untranslatable::ArrayVariant => "array_variant",
+            Untranslatable::NonBmpString => "non_bmp_string",
             Untranslatable::Invalid => "invalid",
         }
     }
@@ -146,6 +151,9 @@ impl fmt::Display for Untranslatable {
             Untranslatable::BucketBy => "bucketing by an attribute has no exact flagd form",
             Untranslatable::Salt => "a salt has no flagd form under cbor bucketing",
             Untranslatable::ArrayVariant => "array variants have no flagd form",
+            Untranslatable::NonBmpString => {
+                "characters outside the basic multilingual plane count differently in flagd"
+            }
             Untranslatable::Invalid => "the flag does not compile",
         })
     }
@@ -400,13 +408,11 @@ impl Translator<'_> {
                 present
             });
         }
-        let test = |v: &Value| self.test(op, &c.values, v);
-        // A value, or any item of an array value; a missing or null
-        // attribute fails every test.
-        let hit = or(vec![
-            test(&x)?,
-            json!({"some": [x, test(&json!({"var": ""}))?]}),
-        ]);
+        // The value, or each item of an array value: `merge` makes a list
+        // of either (JavaScript's `some` refuses anything but an array).
+        // A missing or null attribute fails every test.
+        let item = self.test(op, &c.values, &json!({"var": ""}))?;
+        let hit = json!({"some": [{"merge": [x]}, item]});
         Ok(if negate {
             json!({"and": [present, {"!": [hit]}]})
         } else {
@@ -430,16 +436,24 @@ impl Translator<'_> {
                     .collect::<Result<Vec<_>>>()?;
                 json!({"in": [v, list]})
             }
+            // By `substr`, not flagd's `starts_with` and `ends_with`:
+            // JavaScript's flagd core cannot run its custom operators
+            // inside `some`. Lengths count characters in Python and Vexil
+            // and UTF-16 units in JavaScript: the same outside the basic
+            // multilingual plane only.
             Operator::StartsWith | Operator::EndsWith => {
-                let name = if op == Operator::StartsWith {
-                    "starts_with"
-                } else {
-                    "ends_with"
-                };
-                let tests = strings()?
-                    .into_iter()
-                    .map(|s| json!({ name: [v, s] }))
-                    .collect();
+                let mut tests = Vec::with_capacity(values.len());
+                for s in strings()? {
+                    if s.chars().any(|c| c.len_utf16() > 1) {
+                        return Err(Untranslatable::NonBmpString);
+                    }
+                    let n = s.chars().count() as i64;
+                    tests.push(match (n, op) {
+                        (0, _) => Value::Bool(true),
+                        (_, Operator::StartsWith) => json!({"===": [{"substr": [v, 0, n]}, s]}),
+                        _ => json!({"===": [{"substr": [v, -n]}, s]}),
+                    });
+                }
                 json!({"and": [is_string(v), or(tests)]})
             }
             Operator::Contains => {
@@ -522,11 +536,14 @@ fn is_string(v: &Value) -> Value {
 
 /// `v` is a number: unary `+` leaves only numbers (and, in Python, whose
 /// `==` equates `1` and `true`, booleans) unchanged; `cat` tells booleans
-/// apart (Python's JsonLogic writes them `True` and `False`).
+/// apart (Python's JsonLogic writes them `True` and `False`). Strings and
+/// objects are refused before `+` sees them, since JavaScript's JsonLogic
+/// throws where `+` gives NaN.
 fn is_number(v: &Value) -> Value {
     json!({"and": [
-        {"===": [{"+": [v]}, v]},
-        {"!": {"in": [{"cat": [v]}, ["true", "false", "True", "False"]]}}
+        {"!": [is_string(v)]},
+        {"!": {"in": [{"cat": [v]}, ["true", "false", "True", "False", "[object Object]"]]}},
+        {"===": [{"+": [v]}, v]}
     ]})
 }
 

@@ -76,16 +76,13 @@ fn targets_and_rules_become_one_if() {
             "defaultVariant": "b",
             "targeting": {"if": [
                 {"in": [{"var": "targetingKey"}, ["u1", "u2"]]}, "b",
-                {"or": [
-                    {"in": [plan, ["pro"]]},
-                    {"some": [plan, {"in": [item, ["pro"]]}]}
-                ]}, "a",
+                {"some": [{"merge": [plan]}, {"in": [item, ["pro"]]}]}, "a",
                 {"and": [
                     {"!==": [plan, null]},
-                    {"!": [{"or": [
-                        {"and": [s(plan.clone()), {"starts_with": [plan, "ent"]}]},
-                        {"some": [plan, {"and": [s(item.clone()), {"starts_with": [item, "ent"]}]}]}
-                    ]}]}
+                    {"!": [{"some": [{"merge": [plan]}, {"and": [
+                        s(item.clone()),
+                        {"===": [{"substr": [item, 0, 3]}, "ent"]}
+                    ]}]}]}
                 ]}, "b",
                 true, "a",
                 null
@@ -196,24 +193,22 @@ fn what_has_no_exact_form_is_left_out() {
             "flagd": rule(json!({"attribute": "$flagd.flagKey", "op": "exists"})),
             "pre": {"variants": {"a": "A"}, "prerequisites": [{"flag": "re", "variant": "a"}]},
             "arr": {"variants": {"a": [1]}},
+            "emoji": rule(json!({"attribute": "name", "op": "endsWith", "values": ["x\u{1F600}"]})),
             "ok": rule(json!({"attribute": "n", "op": "gt", "values": [1.5]}))
         }}),
         Bucketing::Concat,
         json!({"flags": {"ok": {
             "state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": null,
             "targeting": {"if": [
-                {"or": [
+                {"some": [{"merge": [{"var": "n"}]}, {"and": [
                     {"and": [
-                        {"and": [{"===": [{"+": [{"var": "n"}]}, {"var": "n"}]},
-                                 {"!": {"in": [{"cat": [{"var": "n"}]}, ["true", "false", "True", "False"]]}}]},
-                        {">": [{"var": "n"}, 1.5]}
+                        {"!": [{"===": [{"cat": [{"var": ""}]}, {"var": ""}]}]},
+                        {"!": {"in": [{"cat": [{"var": ""}]},
+                                      ["true", "false", "True", "False", "[object Object]"]]}},
+                        {"===": [{"+": [{"var": ""}]}, {"var": ""}]}
                     ]},
-                    {"some": [{"var": "n"}, {"and": [
-                        {"and": [{"===": [{"+": [{"var": ""}]}, {"var": ""}]},
-                                 {"!": {"in": [{"cat": [{"var": ""}]}, ["true", "false", "True", "False"]]}}]},
-                        {">": [{"var": ""}, 1.5]}
-                    ]}]}
-                ]}, "a",
+                    {">": [{"var": ""}, 1.5]}
+                ]}]}, "a",
                 null
             ]}
         }}}),
@@ -226,7 +221,8 @@ fn what_has_no_exact_form_is_left_out() {
             ["len", "attribute_path"],
             ["flagd", "attribute_path"],
             ["pre", "prerequisites"],
-            ["arr", "array_variant"]
+            ["arr", "array_variant"],
+            ["emoji", "non_bmp_string"]
         ]),
     );
 }
