@@ -1,13 +1,20 @@
 //! The flagd translation (`vexil_engine::flagd::to_flagd`) against the
-//! official Python flagd provider: seeded random native documents and
-//! contexts are evaluated by Vexil's engine, translated for the provider's
-//! bucketing scheme (CBOR), and evaluated again by the provider in process
-//! (`tests/flagd-providers/python/differential.py`), which must agree on
-//! every value, variant, reason and metadata, and must not know the flags
-//! the translation left out.
+//! official flagd providers: seeded random native documents and contexts
+//! are evaluated by Vexil's engine, translated for the provider's
+//! bucketing scheme, and evaluated again by the provider in process from a
+//! file (`tests/flagd-providers/{python,js}/differential.*`), which must
+//! agree on every value, variant, reason and metadata, and must not know
+//! the flags the translation left out.
 //!
-//! `.ci/run` installs the provider in a virtualenv at `target/flagd-venv`;
-//! under `CI=true` a missing provider fails the test instead of skipping it.
+//! Python (`openfeature-provider-flagd` 0.6.1, flagd core 2.0.0) hashes
+//! `fractional` as murmur3 over CBOR (`bucketing: cbor`); JavaScript
+//! (`@openfeature/flagd-provider` 0.16.1, `@openfeature/flagd-core` 4.0.1)
+//! over the concatenated string (`bucketing: concat`), but taking UTF-16
+//! code units for bytes, so its documents use ASCII targeting keys only.
+//!
+//! `.ci/run` installs the providers (a virtualenv in `target/flagd-venv`,
+//! and `npm ci` in `tests/flagd-providers/js`); under `CI=true` a missing
+//! provider fails the test instead of skipping it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,9 +24,6 @@ use vexil_engine::flagd::to_flagd;
 use vexil_engine::model::{Bucketing, Document};
 use vexil_engine::{Context, ErrorCode, Reason, ValueType, compile};
 
-/// The scheme of `openfeature-provider-flagd` 0.6.1 (flagd core 2.0.0):
-/// murmur3 over deterministic CBOR.
-const PROVIDER_BUCKETING: Bucketing = Bucketing::Cbor;
 const DOCUMENTS: usize = 300;
 const CONTEXTS: usize = 24;
 
@@ -60,6 +64,8 @@ impl Rng {
 const STRINGS: &[&str] = &["", "a", "ab", "pro", "pro-x", "1", "true", "x@y.z"];
 const NUMBERS: &[f64] = &[-1.5, 0.0, 1.0, 1.5, 2.25, 18.0, 3.0, 10.0];
 const KEYS: &[&str] = &["u1", "u2", "u3", "", "user-42", "ü-7"];
+/// For the JavaScript provider, whose hash reads UTF-16 code units.
+const ASCII_KEYS: &[&str] = &["u1", "u2", "u3", "", "user-42", "u-7"];
 
 fn string(r: &mut Rng) -> Value {
     json!(r.pick(STRINGS))
@@ -90,14 +96,14 @@ fn context_value(r: &mut Rng) -> Value {
     }
 }
 
-fn context(r: &mut Rng) -> Value {
+fn context(r: &mut Rng, keys: &[&'static str]) -> Value {
     let mut m = Map::new();
     for _ in 0..r.below(5) {
         let name = r.pick(&["plan", "age", "tags", "org", "email"]);
         m.insert(name.into(), context_value(r));
     }
     if r.chance(85) {
-        m.insert("targetingKey".into(), json!(r.pick(KEYS)));
+        m.insert("targetingKey".into(), json!(r.pick(keys)));
     }
     Value::Object(m)
 }
@@ -207,7 +213,7 @@ fn flag(r: &mut Rng, segments: &[String]) -> Value {
 
 /// Document `n`: flag and segment keys are unique across documents, so
 /// that all translations fit in one flagd document.
-fn document(r: &mut Rng, n: usize) -> Value {
+fn document(r: &mut Rng, n: usize, providers: Bucketing) -> Value {
     let mut segments = Map::new();
     let mut names = Vec::new();
     for i in 0..r.below(3) {
@@ -230,7 +236,8 @@ fn document(r: &mut Rng, n: usize) -> Value {
     }
     let mut doc = json!({"segments": segments, "flags": flags, "metadata": {"team": "web"}});
     // Some documents hash with the other scheme: their rollouts are left out.
-    if r.chance(80) {
+    let cbor = (providers == Bucketing::Cbor) == r.chance(80);
+    if cbor {
         doc["bucketing"] = json!("cbor");
     }
     doc
@@ -248,18 +255,22 @@ fn kind(variants: &Value) -> &'static str {
 /// Builds the provider's document and the cases: every translated flag
 /// under every context with what Vexil answered, and every flag left out,
 /// which the provider must not know.
-fn cases(seed: u64) -> Value {
+fn cases(seed: u64, providers: Bucketing) -> Value {
+    let keys = match providers {
+        Bucketing::Cbor => KEYS,
+        Bucketing::Concat => ASCII_KEYS,
+    };
     let mut r = Rng(seed);
     let mut flags = Map::new();
     let mut cases = Vec::new();
     let mut left_out = 0;
     for n in 0..DOCUMENTS {
-        let raw = document(&mut r, n);
+        let raw = document(&mut r, n, providers);
         let doc: Document = serde_json::from_value(raw.clone()).expect("generated document parses");
         let Ok(native) = compile(&doc) else {
             continue;
         };
-        let t = to_flagd(&doc, PROVIDER_BUCKETING);
+        let t = to_flagd(&doc, providers);
         let translated: Vec<&str> = t.document.flags.keys().collect();
         let mut all: Vec<&str> = translated
             .iter()
@@ -280,7 +291,7 @@ fn cases(seed: u64) -> Value {
                 "expect": {"value": null, "variant": null, "reason": "ERROR", "errorCode": "FLAG_NOT_FOUND"},
             }));
         }
-        let contexts: Vec<Value> = (0..CONTEXTS).map(|_| context(&mut r)).collect();
+        let contexts: Vec<Value> = (0..CONTEXTS).map(|_| context(&mut r, keys)).collect();
         for (key, f) in t.document.flags.iter() {
             for ctx in &contexts {
                 // OpenFeature's Python SDK passes an empty targeting key on
@@ -327,10 +338,30 @@ fn cases(seed: u64) -> Value {
         "the generator exercises both outcomes"
     );
     let mut document = json!({"flags": flags, "metadata": {"team": "web"}});
-    if PROVIDER_BUCKETING == Bucketing::Cbor {
+    if providers == Bucketing::Cbor {
         document["bucketing"] = json!("cbor");
     }
     json!({"document": document, "cases": cases})
+}
+
+/// Writes the cases for `providers`, runs `cmd` on them, and asserts it
+/// found no mismatch.
+fn differential(mut cmd: Command, providers: Bucketing) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("cases.json");
+    let cases = cases(0x5eed_f1a9, providers);
+    std::fs::write(&path, serde_json::to_vec(&cases).expect("cases")).expect("write cases");
+    let out = cmd.arg(&path).output().expect("run the flagd provider");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Set to keep the cases for a closer look.
+    if let Ok(keep) = std::env::var("VEXIL_FLAGD_CASES") {
+        std::fs::copy(&path, keep).expect("keep the cases");
+    }
+    assert!(
+        out.status.success(),
+        "the provider disagrees:\n{stdout}\n{stderr}"
+    );
 }
 
 #[test]
@@ -347,23 +378,30 @@ fn python_flagd_provider_agrees_with_the_translation() {
         eprintln!("skipping: no Python flagd provider at {}", python.display());
         return;
     }
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("cases.json");
-    let cases = cases(0x5eed_f1a9);
-    std::fs::write(&path, serde_json::to_vec(&cases).expect("cases")).expect("write cases");
-    let out = Command::new(python)
-        .arg(root().join("tests/flagd-providers/python/differential.py"))
-        .arg(&path)
-        .output()
-        .expect("run the Python flagd provider");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Set to keep the cases for a closer look.
-    if let Ok(keep) = std::env::var("VEXIL_FLAGD_CASES") {
-        std::fs::copy(&path, keep).expect("keep the cases");
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("tests/flagd-providers/python/differential.py"));
+    differential(cmd, Bucketing::Cbor);
+}
+
+#[test]
+fn javascript_flagd_provider_agrees_with_the_translation() {
+    let dir = root().join("tests/flagd-providers/js");
+    if !dir
+        .join("node_modules/@openfeature/flagd-provider")
+        .exists()
+    {
+        assert!(
+            !on_ci(),
+            "the JavaScript flagd provider is not installed in {}",
+            dir.display()
+        );
+        eprintln!(
+            "skipping: no JavaScript flagd provider in {}",
+            dir.display()
+        );
+        return;
     }
-    assert!(
-        out.status.success(),
-        "the provider disagrees:\n{stdout}\n{stderr}"
-    );
+    let mut cmd = Command::new("node");
+    cmd.arg("differential.mjs").current_dir(&dir);
+    differential(cmd, Bucketing::Concat);
 }
