@@ -11,12 +11,16 @@
 //!
 //! - "is a string": `{"===": [{"cat": [x]}, x]}` (only a string survives
 //!   `cat` unchanged);
-//! - "is a number": `{"===": [{"+": [x]}, x]}`, and `cat` of it is not
-//!   `"true"` or `"false"` (Python's `==` takes `1` and `true` as equal,
-//!   and its `cat` writes `True` and `False`);
+//! - "is a number": not a string, `cat` of it is no boolean (Python's `==`
+//!   takes `1` and `true` as equal, and its `cat` writes `True`) and no
+//!   object, and `{"===": [{"+": [x]}, x]}`;
 //! - "present": `{"!==": [x, null]}`;
 //! - array attributes: `{"some": [{"merge": [x]}, test({"var": ""})]}`
 //!   tests the value, or each item of an array value, alike.
+//!
+//! Prefixes and suffixes are compared with `substr` rather than flagd's
+//! `starts_with` and `ends_with`, which JavaScript's flagd core cannot run
+//! inside `some`.
 //!
 //! What cannot be written exactly leaves the flag out, with an
 //! [`Untranslatable`] reason: `matches` (regex dialects differ), semantic
@@ -24,9 +28,10 @@
 //! whole targeting on a value that is not a version), dates,
 //! prerequisites, `in` with values other than strings, attribute paths
 //! that JsonLogic's `var` reads differently (numeric segments, `length`,
-//! `$flagd`), rollouts that bucket by an attribute, salted rollouts under
-//! CBOR bucketing, array-valued variants, and any rollout when the
-//! providers hash differently from the document.
+//! `$flagd`), prefixes and suffixes outside the basic multilingual plane,
+//! rollouts that bucket by an attribute, salted rollouts under CBOR
+//! bucketing, array-valued variants, and any rollout when the providers
+//! hash differently from the document.
 //!
 //! Reasons are the same except:
 //!
@@ -48,7 +53,10 @@
 //! - the JavaScript core (`@openfeature/flagd-core` 4.0.1, through
 //!   `imurmurhash`) hashes UTF-16 code units rather than UTF-8 bytes, so
 //!   under [`Bucketing::Concat`] its rollouts agree only for ASCII flag
-//!   keys, salts and targeting keys.
+//!   keys, salts and targeting keys;
+//! - JavaScript's JsonLogic throws where unary `+` gives NaN: a numeric
+//!   clause on an attribute holding arrays inside an array (`[["a"]]`) is
+//!   an error there, where Vexil finds no match.
 
 use std::fmt;
 
