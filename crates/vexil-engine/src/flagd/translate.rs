@@ -464,10 +464,15 @@ impl Translator<'_> {
                 }
                 json!({"and": [is_string(v), or(tests)]})
             }
+            // Every string contains the empty string, but JavaScript's
+            // `in` finds nothing in an empty one.
             Operator::Contains => {
                 let tests = strings()?
                     .into_iter()
-                    .map(|s| json!({"in": [s, v]}))
+                    .map(|s| match s {
+                        "" => Value::Bool(true),
+                        s => json!({"in": [s, v]}),
+                    })
                     .collect();
                 json!({"and": [is_string(v), or(tests)]})
             }
