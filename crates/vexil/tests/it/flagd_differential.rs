@@ -24,7 +24,7 @@ use vexil_engine::flagd::to_flagd;
 use vexil_engine::model::{Bucketing, Document};
 use vexil_engine::{Context, ErrorCode, Reason, ValueType, compile};
 
-const DOCUMENTS: usize = 300;
+const DOCUMENTS: usize = 1000;
 const CONTEXTS: usize = 24;
 
 fn root() -> PathBuf {
