@@ -7,6 +7,7 @@
 //! flagd, and the problem is returned as a warning.
 
 pub(crate) mod logic;
+mod translate;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,6 +19,8 @@ use crate::keyed::Keyed;
 use crate::model::{Bucketing, Document, FlagDef, FlagKind, Serve};
 use crate::pointer::Pointer;
 use crate::snapshot::{CompiledFlag, FlagdLogic, Logic, Snapshot, Targeting};
+
+pub use translate::{LeftOut, Translation, Untranslatable, to_flagd};
 
 /// A flagd flag definition file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

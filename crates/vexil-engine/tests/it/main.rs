@@ -1,9 +1,10 @@
 //! Integration tests of the engine: conformance fixtures, explain mode,
-//! validation errors, bucketing properties and robustness against
-//! malformed input.
+//! validation errors, bucketing properties, robustness against malformed
+//! input, and the flagd translation evaluating as native documents do.
 
 mod explain;
 mod fixtures;
 mod properties;
 mod robustness;
+mod translate;
 mod validation;
