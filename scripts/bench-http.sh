@@ -113,15 +113,32 @@ ETAG=$(curl -s -D - -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Con
 bench "OFREP bulk, 304 (If-None-Match)" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" -H "If-None-Match: $ETAG"
 bench "native POST /api/v1/evaluate, 50 flags" "$SERVER" "$V/api/v1/evaluate" -H "Authorization: Bearer $KEY"
 
-echo "== the same requests at an edge following that server (edge on core 0, the idle server beside it)"
+echo "== the same requests at an edge following that server (edge on core 0, the idle server beside it), alternating with the server"
 SKEY=$("$BIN/vexil" keys create --name edge --scope server 2>/dev/null)
 VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" edge --listen 127.0.0.1:18097 --upstream "$V" --key "$SKEY" \
   --rate-limit-client 100000000 --rate-limit-server 100000000 > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 EDGE=$!
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18097/readyz && break; sleep 0.1; done
 E=http://127.0.0.1:18097
-bench "edge: OFREP single flag" "$EDGE" "$E/ofrep/v1/evaluate/flags/flag-7" -H "Authorization: Bearer $KEY"
-bench "edge: OFREP bulk, 50 flags" "$EDGE" "$E/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY"
+# The edge against the server on the same request: PAIRS rounds, each the
+# server then the edge, so that drift of the machine over the run falls on
+# both alike; the ratio is of the two medians.
+pair() {
+  local name=$1 path=$2 server=() edge=()
+  for _ in $(seq "${PAIRS:-5}"); do
+    RUNS=1 bench "server: $name" "$SERVER" "$V$path" -H "Authorization: Bearer $KEY" > /dev/null
+    server+=("$LAST_RPS")
+    RUNS=1 bench "edge: $name" "$EDGE" "$E$path" -H "Authorization: Bearer $KEY" > /dev/null
+    edge+=("$LAST_RPS")
+  done
+  local ms me
+  ms=$(printf '%s\n' "${server[@]}" | sort -n | sed -n "$(( (${PAIRS:-5} + 1) / 2 ))p")
+  me=$(printf '%s\n' "${edge[@]}" | sort -n | sed -n "$(( (${PAIRS:-5} + 1) / 2 ))p")
+  printf '%-44s server %8.0f  edge %8.0f req/s (medians)  edge/server %s  (server: %s; edge: %s)\n' "$name" "$ms" "$me" \
+    "$(awk -v e="$me" -v s="$ms" 'BEGIN {printf "%.1f %%", 100 * e / s}')" "${server[*]}" "${edge[*]}"
+}
+pair "OFREP single flag" /ofrep/v1/evaluate/flags/flag-7
+pair "OFREP bulk, 50 flags" /ofrep/v1/evaluate/flags
 echo "edge idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$EDGE/status)"
 kill "$EDGE"
 
