@@ -5,7 +5,7 @@
 //! updates' broadcast, in that order.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -78,6 +78,9 @@ pub(super) struct Task {
     /// the stream resumes after the version held (only the missed changes
     /// travel); the snapshot is taken only if that resume fails too.
     resume_first: bool,
+    /// The upstream asked not to be called before this (`Retry-After` on
+    /// a 429 or 503): neither the stream nor a poll is tried earlier.
+    not_before: Option<Instant>,
     seq: u64,
 }
 
@@ -123,6 +126,7 @@ impl Task {
             failing: [false; 2],
             next_poll: None,
             resume_first: true,
+            not_before: None,
             seq: 0,
             config,
         })
@@ -176,7 +180,13 @@ impl Task {
     /// Sleeps through the next back-off delay; with `poll`, downloads the
     /// snapshot every poll interval meanwhile (the stream is failing).
     async fn wait(&mut self, poll: bool) {
-        let until = Instant::now() + self.backoff.next_delay();
+        let mut until = Instant::now() + self.backoff.next_delay();
+        if let Some(not_before) = self.not_before.take() {
+            until = until.max(not_before);
+            if let Some(p) = self.next_poll.as_mut() {
+                *p = (*p).max(not_before);
+            }
+        }
         loop {
             let poll_at = if poll {
                 *self
@@ -235,7 +245,10 @@ impl Task {
                 return Ok(Downloaded::Current);
             }
             StatusCode::OK => {}
-            status => return Err(status_error(status, "snapshot")),
+            status => {
+                self.note_retry_after(status, resp.headers());
+                return Err(status_error(status, "snapshot"));
+            }
         }
         let version = version_of(resp.headers()).ok_or_else(|| {
             Error::new(
@@ -256,6 +269,24 @@ impl Task {
         self.reached(Path::Download);
         self.accept_snapshot(version, body).await;
         Ok(Downloaded::Taken)
+    }
+
+    /// Keeps a `Retry-After` of a 429 or 503 (in seconds; an HTTP date is
+    /// not read), bounded by [`MAX_RETRY_AFTER`] so that a wrong header
+    /// cannot silence the follower for long.
+    fn note_retry_after(&mut self, status: StatusCode, headers: &reqwest::header::HeaderMap) {
+        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+            return;
+        }
+        let seconds = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(s) = seconds {
+            let wait = Duration::from_secs(s).min(MAX_RETRY_AFTER);
+            tracing::debug!(upstream = %self.config.upstream, seconds = s, "upstream asked to retry later");
+            self.not_before = Some(Instant::now() + wait);
+        }
     }
 
     /// Follows the stream until it ends (`Ok`) or fails.
@@ -281,6 +312,7 @@ impl Task {
             })?
             .map_err(|e| unavailable("cannot open the stream", e))?;
         if resp.status() != StatusCode::OK {
+            self.note_retry_after(resp.status(), resp.headers());
             return Err(status_error(resp.status(), "stream"));
         }
         let is_sse = resp
@@ -715,6 +747,9 @@ fn compile_panicked_inline(version: i64) -> Error {
         format!("compiling version {version} failed (panicked)"),
     )
 }
+
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Up to this many flags and segments, a change is applied on the
 /// follower's task; above, on a blocking thread.

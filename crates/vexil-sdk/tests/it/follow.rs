@@ -412,3 +412,45 @@ async fn dropping_the_client_stops_its_follower_even_with_listeners() {
         .expect("the update stream ends");
     assert!(end.is_none());
 }
+
+#[tokio::test]
+async fn an_upstream_asking_to_retry_later_is_not_called_earlier() {
+    // A real HTTP peer that answers every request with 503 and
+    // `Retry-After: 1`, counting them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let mut config = FollowerConfig::new(&url, "vxs_some-key-0123456789");
+    config.backoff_initial = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(20);
+    config.poll_interval = Duration::from_millis(20);
+    let follower = Follower::start(config).unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Without the header, back-off and polling would have called ~30 times.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    eventually("the follower calls again after the second", || {
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert!(follower.current().is_none());
+    follower.shutdown().await;
+}
