@@ -48,6 +48,7 @@ pub(super) struct Task {
     config: FollowerConfig,
     http: reqwest::Client,
     snapshot_url: String,
+    keys_url: String,
     stream_url: String,
     auth: HeaderValue,
     current: Arc<Slot>,
@@ -81,6 +82,10 @@ pub(super) struct Task {
     /// The upstream asked not to be called before this (`Retry-After` on
     /// a 429 or 503): neither the stream nor a poll is tried earlier.
     not_before: Option<Instant>,
+    /// The `ETag` of the keys last polled; `None` before, and for good
+    /// once the upstream said it has no such route (an older server).
+    keys_etag: Option<String>,
+    keys_unpolled: bool,
     seq: u64,
 }
 
@@ -111,6 +116,7 @@ impl Task {
         Ok(Task {
             backoff: Backoff::new(config.backoff_initial, config.backoff_max),
             snapshot_url: format!("{base}/api/v1/snapshot"),
+            keys_url: format!("{base}/api/v1/snapshot/keys"),
             stream_url: format!("{base}/api/v1/stream"),
             auth,
             http,
@@ -127,6 +133,8 @@ impl Task {
             next_poll: None,
             resume_first: true,
             not_before: None,
+            keys_etag: None,
+            keys_unpolled: false,
             seq: 0,
             config,
         })
@@ -210,7 +218,13 @@ impl Task {
                     self.resume_first = false;
                     return;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // Who may read the environment travels on the stream;
+                    // while it fails, it is polled too.
+                    if let Err(e) = self.poll_keys().await {
+                        tracing::debug!(upstream = %self.config.upstream, error = %e, "cannot poll the keys");
+                    }
+                }
             }
         }
     }
@@ -269,6 +283,51 @@ impl Task {
         self.reached(Path::Download);
         self.accept_snapshot(version, body).await;
         Ok(Downloaded::Taken)
+    }
+
+    /// `GET /api/v1/snapshot/keys` with `If-None-Match`: takes changed
+    /// keys as the stream's `keys` event. An upstream without the route
+    /// (404) is not asked again.
+    async fn poll_keys(&mut self) -> Result<(), Error> {
+        if self.keys_unpolled {
+            return Ok(());
+        }
+        let mut req = self
+            .http
+            .get(&self.keys_url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .timeout(self.config.request_timeout);
+        if let Some(etag) = &self.keys_etag {
+            req = req.header(IF_NONE_MATCH, etag.as_str());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| unavailable("cannot poll the keys", e))?;
+        match resp.status() {
+            StatusCode::NOT_MODIFIED => return Ok(()),
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                self.keys_unpolled = true;
+                return Ok(());
+            }
+            status => {
+                self.note_retry_after(status, resp.headers());
+                return Err(status_error(status, "keys route"));
+            }
+        }
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_limited(resp, self.config.max_document_bytes).await?;
+        let keys: KeysEvent = serde_json::from_slice(&body).map_err(|e| {
+            Error::with_source(ErrorKind::Protocol, "the keys route answered no keys", e)
+        })?;
+        self.keys_etag = etag;
+        self.accept_keys(keys);
+        Ok(())
     }
 
     /// Keeps a `Retry-After` of a 429 or 503 (in seconds; an HTTP date is

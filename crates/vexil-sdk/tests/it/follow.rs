@@ -454,3 +454,35 @@ async fn an_upstream_asking_to_retry_later_is_not_called_earlier() {
     assert!(follower.current().is_none());
     follower.shutdown().await;
 }
+
+#[tokio::test]
+async fn while_the_stream_fails_the_keys_are_polled_too() {
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    let key = setup(&s).await;
+    let proxy = StreamBlocker::start(addr(&s)).await;
+    let client = Client::builder()
+        .upstream(format!("http://{}", proxy.addr), &key)
+        .backoff(Duration::from_millis(100), Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    client.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let keys = |client: &Client| {
+        client
+            .followed()
+            .and_then(|f| f.keys().map(|k| k.keys.len()))
+            .unwrap_or(0)
+    };
+    // The stream never opens: the keys come from polling.
+    eventually("the keys polled", || keys(&client) == 1).await;
+    let followed = client.followed().unwrap();
+    let event = followed.keys().unwrap();
+    assert_eq!(
+        (event.project.as_str(), event.environment.as_str()),
+        ("default", "development")
+    );
+    // A key created upstream arrives by the next poll.
+    crate::support::server_key(&s).await;
+    eventually("the new key polled", || keys(&client) == 2).await;
+}

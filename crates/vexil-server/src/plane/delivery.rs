@@ -1,5 +1,6 @@
 //! Delivery to edges, SDKs and browsers: the environment's document
-//! (`GET /api/v1/snapshot`, ETag = version), the change stream for edges
+//! (`GET /api/v1/snapshot`, ETag = version), who may read it
+//! (`GET /api/v1/snapshot/keys`, for followers that poll), the change stream for edges
 //! and server SDKs (`GET /api/v1/stream`, resumable with `Last-Event-ID`
 //! from the hub's ring), and the OFREP event stream for web clients
 //! (`GET /ofrep/v1/events`).
@@ -69,6 +70,47 @@ fn snapshot_inner(plane: &Plane, headers: &HeaderMap) -> Response {
     if let Ok(v) = HeaderValue::from_str(&env.env.version.to_string()) {
         h.insert("x-vexil-version", v);
     }
+    resp
+}
+
+/// `GET /api/v1/snapshot/keys`: who may read the environment (the hashes of its
+/// live keys, as the stream's `keys` event carries them), for a follower
+/// that polls while the stream fails, with an `ETag` of the content and
+/// 304 on a match.
+pub(super) async fn keys(State(plane): State<Arc<Plane>>, headers: HeaderMap) -> Response {
+    let env = match caller(&plane, &headers, Needs::Rules) {
+        Ok(c) => c.env,
+        Err(resp) => return *resp,
+    };
+    let mut body = Vec::new();
+    vexil_protocol::json::write(&mut body, &plane.keys_event(&env));
+    let digest = keys::digest_bytes(&body);
+    let etag = format!("\"{}\"", keys::hex(&digest[..12]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut resp = if matches {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-Key"),
+    );
     resp
 }
 

@@ -310,6 +310,7 @@ pub(crate) fn routes() -> Table<Arc<Plane>> {
         )
         .route(Method::POST, "/ofrep/v1/evaluate/flags", ofrep::bulk)
         .route(Method::GET, "/api/v1/snapshot", delivery::snapshot)
+        .route(Method::GET, "/api/v1/snapshot/keys", delivery::keys)
         .route(Method::GET, "/api/v1/stream", delivery::stream)
         .route(Method::POST, "/api/v1/evaluate", native::evaluate)
         .route(Method::GET, "/ofrep/v1/events", delivery::ofrep_events);

@@ -348,6 +348,76 @@ async fn snapshot_delivery_for_server_keys_only() {
 }
 
 #[tokio::test]
+async fn the_keys_that_may_read_an_environment_for_polling_followers() {
+    let (data, _dir) = crate::support::sqlite();
+    let s = Server::start(&data);
+    let (server, client) = setup(&s).await;
+    let get = |key: &str, etag: Option<&str>| {
+        let mut req = s.http.get(s.url("/api/v1/snapshot/keys")).bearer_auth(key);
+        if let Some(etag) = etag {
+            req = req.header("if-none-match", etag);
+        }
+        req.send()
+    };
+    let resp = get(&server, None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let hash = |secret: &str| {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut listed: Vec<(String, String)> = body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["hash"].as_str().unwrap().to_owned(),
+                k["scope"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![
+        (hash(&server), "server".to_owned()),
+        (hash(&client), "client".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected, "{body}");
+    assert_eq!(
+        (body["project"].as_str(), body["environment"].as_str()),
+        (Some("default"), Some("development")),
+        "{body}"
+    );
+    // Unchanged: 304; the keys are secrets' hashes, readable by server keys only.
+    let resp = get(&server, Some(&etag)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    let resp = get(&client, None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // A revoked key leaves the list, and the ETag moves.
+    let (_, _, keys) = s.admin(Method::GET, "/api/v1/keys", None, &[]).await;
+    let list = keys["items"]
+        .as_array()
+        .or(keys["keys"].as_array())
+        .or(keys.as_array());
+    let id = list
+        .unwrap_or_else(|| panic!("{keys}"))
+        .iter()
+        .find(|k| k["scope"] == "client")
+        .unwrap()["id"]
+        .clone();
+    s.revoke(&id).await;
+    let resp = get(&server, Some(&etag)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["keys"].as_array().unwrap().len(), 1, "{body}");
+}
+
+#[tokio::test]
 async fn evaluation_keeps_working_when_the_store_is_down() {
     let Some(url) = vexil_test_support::postgres_url() else {
         return;
