@@ -7,6 +7,9 @@
 //! flagd, and the problem is returned as a warning.
 
 pub(crate) mod logic;
+mod translate;
+
+pub use translate::{LeftOut, Translation, Untranslatable, to_flagd};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
