@@ -99,12 +99,14 @@ pub async fn run_edge(
     if limits.max_connections == 0 {
         limits.max_connections = crate::serve::connection_limit();
     }
+    let grpc = crate::grpc::start(&config.plane, limits.max_connections, plane.clone()).await?;
     let closing = plane.clone();
     let shutdown = async move {
         shutdown.await;
         closing.close_streams();
     };
     crate::http::serve(listener, app, limits, metrics.conns.clone(), shutdown).await;
+    crate::grpc::drain(grpc).await;
     for t in tasks {
         t.abort();
     }

@@ -7,6 +7,8 @@ mod auth;
 mod connections;
 mod content_type;
 mod file_mode;
+mod grpc;
+mod grpc_streams;
 mod ofrep;
 mod openapi;
 mod providers;
