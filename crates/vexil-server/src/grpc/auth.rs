@@ -7,7 +7,8 @@
 //! the secret; offline at the edge). A server key belongs to one
 //! environment, so an empty selector means the key's own. Environments
 //! named by `--grpc-open-env` need no key: their rules go to anyone who
-//! reaches the port.
+//! reaches the port; when exactly one is open, a call without key and
+//! selector reads it.
 //!
 //! - no key, and the environment is not open: `UNAUTHENTICATED`;
 //! - an unknown or revoked key, a key that is not a server key, or a key
@@ -59,6 +60,13 @@ pub(super) fn admit(grpc: &Grpc, meta: &MetadataMap, field: &str) -> Result<Admi
     let selector = selector(meta, field);
     let named = match selector.split_once('/') {
         Some((p, e)) if !p.is_empty() && !e.is_empty() => Some((p, e)),
+        // No selector and no key: the only open environment, if there is
+        // exactly one (the JavaScript provider sends no selector with its
+        // EventStream).
+        None if selector.is_empty() && secret(meta).is_none() && grpc.open_envs.len() == 1 => grpc
+            .open_envs
+            .first()
+            .map(|(p, e)| (p.as_str(), e.as_str())),
         None if selector.is_empty() => None,
         _ => {
             return Err(Status::invalid_argument(format!(

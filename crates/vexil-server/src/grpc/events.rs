@@ -25,9 +25,8 @@ pub(super) enum Next {
     Changed(Arc<EnvSnapshot>, Arc<EnvSnapshot>),
     /// Nothing for a whole interval.
     Idle,
-    /// The stream is over: the server shuts down, or (with a status) the
-    /// caller's key was revoked.
-    End(Option<Status>),
+    /// The stream is over, with the status to end it with.
+    End(Status),
 }
 
 /// One environment followed through the plane's change events.
@@ -60,15 +59,15 @@ impl Watch {
         let deadline = tokio::time::Instant::now() + idle;
         loop {
             if *self.closing.borrow() {
-                return Next::End(None);
+                return Next::End(shutting_down());
             }
             tokio::select! {
-                _ = self.closing.changed() => return Next::End(None),
+                _ = self.closing.changed() => return Next::End(shutting_down()),
                 _ = self.revocations.changed() => {
                     if self.key.is_some_and(|k| self.plane.key(&k).is_none()) {
-                        return Next::End(Some(Status::permission_denied(
+                        return Next::End(Status::permission_denied(
                             "the key of this stream was revoked",
-                        )));
+                        ));
                     }
                 }
                 event = self.rx.recv() => match event {
@@ -80,7 +79,7 @@ impl Watch {
                             return next;
                         }
                     }
-                    Err(RecvError::Closed) => return Next::End(None),
+                    Err(RecvError::Closed) => return Next::End(shutting_down()),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     // A version installed without an event still gets out.
@@ -98,6 +97,12 @@ impl Watch {
         let old = std::mem::replace(&mut self.current, installed.clone());
         Some(Next::Changed(old, installed))
     }
+}
+
+/// Streams end with an error at shutdown, never cleanly: providers
+/// reconnect after an error status (the JavaScript provider only then).
+fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; reconnect")
 }
 
 /// The flags that differ between two versions, as flagd describes them:
@@ -146,8 +151,7 @@ pub(super) fn event_stream<R: Send + 'static>(
                 Some((Ok(message("configuration_change", Some(data))), Some(watch)))
             }
             Next::Idle => Some((Ok(message("keep_alive", None)), Some(watch))),
-            Next::End(Some(status)) => Some((Err(status), None)),
-            Next::End(None) => None,
+            Next::End(status) => Some((Err(status), None)),
         }
     });
     Box::pin(futures_util::StreamExt::chain(first, rest))

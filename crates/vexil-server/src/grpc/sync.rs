@@ -49,8 +49,7 @@ impl FlagSyncService for Grpc {
                             return Some((Ok(response(&doc.json)), Some(watch)));
                         }
                         Next::Idle => continue,
-                        Next::End(Some(status)) => return Some((Err(status), None)),
-                        Next::End(None) => return None,
+                        Next::End(status) => return Some((Err(status), None)),
                     }
                 }
             }

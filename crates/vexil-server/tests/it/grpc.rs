@@ -358,6 +358,18 @@ async fn evaluation_errors_map_to_grpc_codes() {
         let e = r.unwrap_err();
         (e.code(), e.message().to_owned())
     };
+    let e = c
+        .resolve_boolean(req(
+            v2::ResolveBooleanRequest {
+                flag_key: "count".into(),
+                context: None,
+            },
+            None,
+            None,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "no key, nothing open");
     let (c1, m1) = code(c.resolve_boolean(boolean("missing", None)).await);
     assert_eq!(c1, Code::NotFound, "{m1}");
     assert!(m1.starts_with("FLAG_NOT_FOUND"), "{m1}");
@@ -416,9 +428,11 @@ async fn callers_need_a_server_key_of_the_environment() {
         Ok(r) => (Code::Ok, r.into_inner().value),
         Err(e) => (e.code(), None),
     };
+    // No key and no selector: the only open environment (production,
+    // which has no `count`).
     assert_eq!(
         code(c.resolve_int(call(None, None)).await).0,
-        Code::Unauthenticated
+        Code::NotFound
     );
     assert_eq!(
         code(c.resolve_int(call(None, Some("default/development"))).await).0,

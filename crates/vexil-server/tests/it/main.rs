@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod content_type;
 mod file_mode;
+mod flagd_providers;
 mod grpc;
 mod grpc_streams;
 mod ofrep;
