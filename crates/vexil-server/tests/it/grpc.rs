@@ -500,3 +500,24 @@ async fn callers_need_a_server_key_of_the_environment() {
     let doc: Value = serde_json::from_str(&open.flag_configuration).unwrap();
     assert_eq!(doc["flags"], json!({}));
 }
+
+/// Providers ping idle connections (every 30 s by default); a server that
+/// answers frequent pings without streams with GOAWAY causes reconnect
+/// storms. Vexil answers every ping.
+#[tokio::test]
+async fn idle_connections_may_ping_as_often_as_they_like() {
+    let (_s, addr, _dir) = start(&[]);
+    let _ = channel(&addr).await; // listening
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (_send, mut conn) = h2::client::handshake(tcp).await.unwrap();
+    let mut pings = conn.ping_pong().unwrap();
+    let driver = tokio::spawn(conn);
+    for _ in 0..20 {
+        tokio::time::timeout(Duration::from_secs(2), pings.ping(h2::Ping::opaque()))
+            .await
+            .expect("a pong in time")
+            .expect("no GOAWAY");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!driver.is_finished(), "the connection is still open");
+}
