@@ -139,3 +139,37 @@ async fn event_stream_says_ready_changed_and_alive() {
     assert_eq!(keys, ["ratio"]);
     assert_eq!(next().await.r#type, "keep_alive");
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_key_is_revoked() {
+    let (s, addr, _dir) = start(&[]);
+    setup(&s).await;
+    let (_, _, k) = s
+        .admin(
+            Method::POST,
+            "/api/v1/keys",
+            Some(&json!({"name": "provider", "scope": "server", "project": "default", "environment": "development"})),
+            &[],
+        )
+        .await;
+    let key = k["secret"].as_str().unwrap();
+    let mut c = sync::flag_sync_service_client::FlagSyncServiceClient::new(channel(&addr).await);
+    let mut stream = c
+        .sync_flags(req(
+            sync::SyncFlagsRequest {
+                provider_id: "test".into(),
+                selector: String::new(),
+            },
+            Some(key),
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    s.revoke(&k["id"]).await;
+    let end = timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stream ends");
+    assert_eq!(end.unwrap_err().code(), Code::PermissionDenied);
+}
