@@ -59,21 +59,24 @@ impl Documents {
                     doc: OnceLock::new(),
                 });
             }
-            // An older version than the cached one (a stream that has not
-            // caught up yet) is translated without being kept.
-            if slot.version == version {
-                slot.clone()
-            } else {
-                return Arc::new(self.translate(env));
-            }
+            (slot.version == version).then(|| slot.clone())
         };
-        // Concurrent askers of the same version wait for one translation.
-        slot.doc
-            .get_or_init(|| Arc::new(self.translate(env)))
-            .clone()
+        match slot {
+            // Concurrent askers of the same version wait for one
+            // translation.
+            Some(slot) => slot
+                .doc
+                .get_or_init(|| Arc::new(self.translate(env, true)))
+                .clone(),
+            // An older version than the kept one (a stream that has not
+            // caught up yet): translated, not kept.
+            None => Arc::new(self.translate(env, false)),
+        }
     }
 
-    fn translate(&self, env: &EnvSnapshot) -> FlagdDoc {
+    /// Translates a version; `latest`: the one kept, whose left-out flags
+    /// are logged and counted (an older one was already).
+    fn translate(&self, env: &EnvSnapshot, latest: bool) -> FlagdDoc {
         let translation = to_flagd(&env.doc, self.providers);
         let mut value = serde_json::to_value(&translation.document).unwrap_or_default();
         // Vexil's own `bucketing` field is not flagd's: providers get plain
@@ -83,6 +86,9 @@ impl Documents {
         }
         let json = value.to_string();
         let label = env.label();
+        if !latest {
+            return FlagdDoc { json };
+        }
         if !translation.left_out.is_empty() {
             let flags: Vec<String> = translation
                 .left_out
