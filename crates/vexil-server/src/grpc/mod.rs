@@ -40,8 +40,9 @@ use crate::plane::Plane;
 
 /// Client HTTP/2 pings are answered whatever their rate (hyper has no
 /// "too many pings" policy), so providers' 30 s keep-alives never cause a
-/// GOAWAY; the server pings idle connections this often itself and drops
-/// the ones that do not answer within `PING_TIMEOUT`.
+/// GOAWAY. The server pings idle connections this often itself (sooner
+/// under a short `--idle-timeout-ms`, so that a healthy connection always
+/// moves within it) and drops the ones that do not answer in time.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent calls (streams included) per connection, and HTTP/2 streams.
@@ -91,9 +92,10 @@ pub(crate) async fn start(
     let shutdown = async move {
         let _ = closing.wait_for(|c| *c).await;
     };
+    let idle = config.http.idle_timeout;
     let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(PING_INTERVAL))
-        .http2_keepalive_timeout(Some(PING_TIMEOUT))
+        .http2_keepalive_interval(Some(PING_INTERVAL.min(idle / 3)))
+        .http2_keepalive_timeout(Some(PING_TIMEOUT.min(idle / 3)))
         .max_concurrent_streams(Some(CALLS_PER_CONNECTION as u32))
         .concurrency_limit_per_connection(CALLS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_BYTES)
@@ -105,7 +107,7 @@ pub(crate) async fn start(
         )
         .add_service(V1Server::from_arc(grpc.clone()).max_decoding_message_size(max_message))
         .add_service(V2Server::from_arc(grpc).max_decoding_message_size(max_message));
-    let incoming = listener::incoming(listener, max_connections);
+    let incoming = listener::incoming(listener, max_connections, idle);
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = server
             .serve_with_incoming_shutdown(incoming, shutdown)

@@ -521,3 +521,23 @@ async fn idle_connections_may_ping_as_often_as_they_like() {
     }
     assert!(!driver.is_finished(), "the connection is still open");
 }
+
+/// A connection on which nothing moves for `--idle-timeout-ms` is closed:
+/// a peer that never starts HTTP/2 goes, while the server's own pings keep
+/// a healthy idle HTTP/2 connection open.
+#[tokio::test]
+async fn silent_connections_are_closed_and_idle_http2_ones_kept() {
+    use tokio::io::AsyncReadExt;
+    let (_s, addr, _dir) = start(&["--idle-timeout-ms", "600", "--heartbeat-ms", "300"]);
+    let _ = channel(&addr).await; // listening
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (_send, conn) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(conn);
+    // The server's SETTINGS come first; then the connection closes.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the silent connection is closed");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!driver.is_finished(), "the HTTP/2 connection is still open");
+}
