@@ -67,3 +67,32 @@ pub(super) fn context(s: Option<&Struct>, now_seconds: i64) -> Result<Context, S
         .map(|c| c.with_timestamp(now_seconds))
         .map_err(|e| Status::invalid_argument(format!("INVALID_CONTEXT: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn whole_numbers_come_in_as_integers_and_the_rest_round_trips() {
+        let v =
+            json!({"age": 30, "ratio": 0.5, "tags": ["a", null, true], "nested": {"big": 1e300}});
+        let back = to_json(&from_json(&v));
+        assert_eq!(back, v);
+        assert!(back["age"].is_i64());
+        assert!(back["nested"]["big"].is_f64());
+    }
+
+    #[test]
+    fn the_targeting_key_comes_from_targeting_key() {
+        let s = map_to_struct(
+            json!({"targetingKey": "u1", "plan": "pro"})
+                .as_object()
+                .unwrap(),
+        );
+        let ctx = context(Some(&s), 0).unwrap();
+        assert_eq!(ctx.targeting_key(), Some("u1"));
+        assert_eq!(ctx.get("plan"), Some(&json!("pro")));
+    }
+}

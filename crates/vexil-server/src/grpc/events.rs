@@ -156,3 +156,6 @@ pub(super) fn event_stream<R: Send + 'static>(
     });
     Box::pin(futures_util::StreamExt::chain(first, rest))
 }
+
+#[cfg(test)]
+mod tests;
