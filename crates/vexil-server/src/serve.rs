@@ -121,6 +121,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let grpc = crate::grpc::bind(&config.plane).await?;
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::File(path) => {
             let secret = match &config.admin_key {
@@ -205,7 +206,7 @@ pub async fn run(
     if limits.max_connections == 0 {
         limits.max_connections = connection_limit();
     }
-    let grpc = crate::grpc::start(&config.plane, limits.max_connections, plane.clone()).await?;
+    let grpc = crate::grpc::start(grpc, &config.plane, limits.max_connections, plane.clone())?;
     let conn_metrics = state.metrics.conns.clone();
     let store = state.store.clone();
     let shutdown = async move {

@@ -62,23 +62,33 @@ pub(crate) struct Grpc {
     documents: Arc<document::Documents>,
 }
 
-/// Binds the gRPC listener when one is configured and serves flagd's
-/// services on it until the plane closes its streams (shutdown). Returns
-/// the serving task, to await after the HTTP server drained.
-pub(crate) async fn start(
+/// Binds the gRPC listener when one is configured: at start, before
+/// anything else, so that a taken address stops the server at once.
+pub(crate) async fn bind(config: &PlaneConfig) -> Result<Option<TcpListener>, Error> {
+    let Some(g) = &config.grpc else {
+        return Ok(None);
+    };
+    TcpListener::bind(g.listen)
+        .await
+        .map(Some)
+        .map_err(|source| Error::Io {
+            what: format!("cannot listen for gRPC on {}", g.listen),
+            source,
+        })
+}
+
+/// Serves flagd's services on the bound listener until the plane closes
+/// its streams (shutdown). Returns the serving task, to await after the
+/// HTTP server drained.
+pub(crate) fn start(
+    listener: Option<TcpListener>,
     config: &PlaneConfig,
     max_connections: usize,
     plane: Arc<Plane>,
 ) -> Result<Option<JoinHandle<()>>, Error> {
-    let Some(g) = &config.grpc else {
+    let (Some(listener), Some(g)) = (listener, &config.grpc) else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(g.listen)
-        .await
-        .map_err(|source| Error::Io {
-            what: format!("cannot listen for gRPC on {}", g.listen),
-            source,
-        })?;
     let addr = listener.local_addr().map_err(|source| Error::Io {
         what: "cannot read the gRPC listening address".to_owned(),
         source,
