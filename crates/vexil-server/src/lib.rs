@@ -17,6 +17,7 @@ pub mod config;
 mod control;
 mod edge;
 mod error;
+mod grpc;
 mod http;
 mod keys;
 mod metrics;

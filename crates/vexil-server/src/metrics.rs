@@ -91,6 +91,8 @@ pub(crate) struct Metrics {
     /// snapshot is installed and when rendering; requests count through
     /// the `Arc` their snapshot holds.
     evaluations: Mutex<HashMap<i64, Arc<EvalCounters>>>,
+    /// flagd's gRPC services: left-out flags, open streams.
+    pub(crate) grpc: crate::grpc::metrics::GrpcMetrics,
 }
 
 /// The reasons evaluations are counted by, in `EvalCounters` order.

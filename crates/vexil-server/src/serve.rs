@@ -121,6 +121,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let grpc = crate::grpc::bind(&config.plane).await?;
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::File(path) => {
             let secret = match &config.admin_key {
@@ -201,6 +202,11 @@ pub async fn run(
     })?;
     crate::notice(format_args!("vexil listening on http://{addr}"));
     tracing::info!(%addr, "listening");
+    let mut limits = config.plane.http.clone();
+    if limits.max_connections == 0 {
+        limits.max_connections = connection_limit();
+    }
+    let grpc = crate::grpc::start(grpc, &config.plane, limits.max_connections, plane.clone())?;
     let conn_metrics = state.metrics.conns.clone();
     let store = state.store.clone();
     let shutdown = async move {
@@ -208,12 +214,9 @@ pub async fn run(
         // Streams never end by themselves: end them, then drain.
         plane.close_streams();
     };
-    let mut limits = config.plane.http.clone();
-    if limits.max_connections == 0 {
-        limits.max_connections = connection_limit();
-    }
     tracing::info!(max_connections = limits.max_connections, "connection limit");
     crate::http::serve(listener, app, limits, conn_metrics, shutdown).await;
+    crate::grpc::drain(grpc).await;
     sync.abort();
     // Connections, the file watcher, the LISTEN task.
     store.close().await;

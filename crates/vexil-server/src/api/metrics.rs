@@ -44,6 +44,7 @@ pub(super) async fn render(State(st): State<Arc<AppState>>) -> Response {
     let mut out = String::with_capacity(4096);
     st.metrics.render_requests(&mut out);
     st.metrics.render_evaluations(&mut out);
+    st.metrics.grpc.render(&mut out);
     st.plane.render_snapshots(&mut out);
     st.metrics.render_streams(&mut out, st.plane.subscribers());
     st.metrics.conns.render(&mut out);

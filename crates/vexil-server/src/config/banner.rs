@@ -95,6 +95,7 @@ pub(super) fn plane(f: &mut fmt::Formatter<'_>, p: &PlaneConfig) -> fmt::Result 
         0 => writeln!(f, "  max connections from the open-file limit")?,
         n => writeln!(f, "  max connections {n}")?,
     }
+    super::grpc::banner(f, p.grpc.as_ref())?;
     write!(
         f,
         "  public url      {}",

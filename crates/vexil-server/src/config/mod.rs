@@ -25,9 +25,12 @@ macro_rules! ensure {
 
 mod banner;
 mod edge;
+mod grpc;
 mod plane;
 
 pub use edge::{EdgeArgs, EdgeConfig};
+pub(crate) use grpc::GrpcConfig;
+pub use grpc::{FlagdBucketing, GrpcArgs};
 pub use plane::PlaneArgs;
 pub(crate) use plane::PlaneConfig;
 

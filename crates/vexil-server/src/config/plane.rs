@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::grpc::{GrpcArgs, GrpcConfig};
 use crate::Error;
 use crate::http::HttpLimits;
 
@@ -51,6 +52,9 @@ pub struct PlaneArgs {
     /// well below --idle-timeout-ms.
     #[arg(long, env = "VEXIL_HEARTBEAT_MS", default_value_t = 15_000)]
     pub(crate) heartbeat_ms: u64,
+    /// flagd's gRPC services.
+    #[command(flatten)]
+    pub(crate) grpc: GrpcArgs,
 }
 
 /// The HTTP server's bounds and the data plane's settings, checked.
@@ -66,6 +70,8 @@ pub(crate) struct PlaneConfig {
     pub(crate) heartbeat: Duration,
     /// Where clients reach this server, without a trailing slash.
     pub(crate) public_url: Option<String>,
+    /// The gRPC listener, when configured.
+    pub(crate) grpc: Option<GrpcConfig>,
 }
 
 impl PlaneArgs {
@@ -93,6 +99,7 @@ impl PlaneArgs {
             self.stream_buffer >= 1,
             "--stream-buffer must be at least 1"
         );
+        let grpc = self.grpc.check()?;
         let public_url = match self.public_url {
             Some(url) => Some(public_url(&url)?),
             None => None,
@@ -111,6 +118,7 @@ impl PlaneArgs {
             stream_buffer: self.stream_buffer,
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             public_url,
+            grpc,
         })
     }
 }

@@ -39,6 +39,7 @@ pub async fn run_edge(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let grpc = crate::grpc::bind(&config.plane).await?;
     let limiter = Arc::new(Limiter::new(
         RateLimits {
             admin: 0.0,
@@ -101,12 +102,14 @@ pub async fn run_edge(
     if limits.max_connections == 0 {
         limits.max_connections = crate::serve::connection_limit();
     }
+    let grpc = crate::grpc::start(grpc, &config.plane, limits.max_connections, plane.clone())?;
     let closing = plane.clone();
     let shutdown = async move {
         shutdown.await;
         closing.close_streams();
     };
     crate::http::serve(listener, app, limits, metrics.conns.clone(), shutdown).await;
+    crate::grpc::drain(grpc).await;
     for t in tasks {
         t.abort();
     }

@@ -112,6 +112,7 @@ async fn metrics(State(edge): State<Edge>) -> Response {
     let m = &edge.plane.metrics;
     m.render_requests(&mut out);
     m.render_evaluations(&mut out);
+    m.grpc.render(&mut out);
     edge.plane.render_snapshots(&mut out);
     m.render_streams(&mut out, edge.plane.subscribers());
     m.conns.render(&mut out);

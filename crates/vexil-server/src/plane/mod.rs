@@ -25,7 +25,8 @@ use vexil_protocol::event::{KeyHash, KeyScope, KeysEvent};
 use vexil_store::{ApiKey, Scope};
 
 pub(crate) use caller::{cors, error};
-use hub::{Hub, StreamEvent};
+use hub::Hub;
+pub(crate) use hub::StreamEvent;
 pub(crate) use snapshot::EnvSnapshot;
 
 use crate::clock::Clock;
@@ -223,6 +224,25 @@ impl Plane {
     /// The evaluation counters of an environment, shared by its versions.
     pub(crate) fn eval_counters(&self, env_id: i64, label: &str) -> Arc<EvalCounters> {
         self.metrics.eval_counters(env_id, label)
+    }
+
+    /// Subscribes to an environment's change events (each version's frame
+    /// after its snapshot was installed, and `keys` frames).
+    pub(crate) fn subscribe(
+        &self,
+        env_id: i64,
+    ) -> tokio::sync::broadcast::Receiver<Arc<StreamEvent>> {
+        self.hub.subscribe(env_id)
+    }
+
+    /// Set to true at shutdown: open streams end.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Changes whenever a live key is revoked or removed.
+    pub(crate) fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.key_revocations.subscribe()
     }
 
     /// Open stream subscriptions.

@@ -15,7 +15,7 @@ use crate::support::{ENV, Server, sqlite};
 
 /// Flags with targets, rules and rollouts, and a server and a client key
 /// of `development`.
-async fn setup(s: &Server) -> (String, String) {
+pub(crate) async fn setup(s: &Server) -> (String, String) {
     s.wait_ready().await;
     let flags = [
         (
@@ -92,7 +92,7 @@ async fn answers(s: &Server, key: &str) -> Value {
 }
 
 /// Polls `check` until it holds (10 s at most).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -104,7 +104,7 @@ where
     }
 }
 
-async fn readyz(s: &Server) -> (StatusCode, Value) {
+pub(crate) async fn readyz(s: &Server) -> (StatusCode, Value) {
     let (st, _, body) = s.call(Method::GET, "/readyz", None, None, &[]).await;
     (st, body)
 }

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod durability;
 mod edge;
+mod edge_grpc;
 mod flagd_differential;
 mod serve;
 mod support;

@@ -84,12 +84,19 @@ fn workspace_dependencies(manifest: &Path) -> Vec<String> {
 fn crate_dependencies_point_one_way() {
     let allowed: &[(&str, &[&str])] = &[
         ("vexil-engine", &[]),
+        ("vexil-flagd-grpc", &[]),
         ("vexil-protocol", &["vexil-engine"]),
         ("vexil-store", &["vexil-engine"]),
         ("vexil-sdk", &["vexil-engine", "vexil-protocol"]),
         (
             "vexil-server",
-            &["vexil-engine", "vexil-protocol", "vexil-sdk", "vexil-store"],
+            &[
+                "vexil-engine",
+                "vexil-flagd-grpc",
+                "vexil-protocol",
+                "vexil-sdk",
+                "vexil-store",
+            ],
         ),
         (
             "vexil",
