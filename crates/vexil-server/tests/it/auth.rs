@@ -36,7 +36,10 @@ pub(crate) fn routes() -> Vec<(Method, String, Option<Value>)> {
             template.starts_with("/api/v1/")
                 && !matches!(
                     template.as_str(),
-                    "/api/v1/snapshot" | "/api/v1/stream" | "/api/v1/evaluate"
+                    "/api/v1/snapshot"
+                        | "/api/v1/snapshot/keys"
+                        | "/api/v1/stream"
+                        | "/api/v1/evaluate"
                 )
         })
         .map(|(method, template)| {
