@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-8}"
 RUNS="${RUNS:-3}"
 CONNS="${CONNS:-64}"
+# Ports on 127.0.0.1: PORT_BASE (the edge), +1 (the server), +2 (the bare server).
+PORT_BASE="${PORT_BASE:-18097}"
+P_EDGE=$PORT_BASE P_SERVER=$((PORT_BASE + 1)) P_BARE=$((PORT_BASE + 2))
 if ! command -v wrk > /dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     apt-get install -y -qq wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk > /dev/null; }
@@ -82,16 +85,16 @@ CTX='{"context":{"targetingKey":"user-1234567","country":"CA","plan":"pro"}}'
 export BODY=$CTX
 
 echo "== wrk -t1 -c$CONNS, ${RUNS} x ${SECONDS_PER_RUN} s, median; server on core 0, wrk on core 1"
-taskset -c 0 "$BIN/vexil-bench" bare-server --listen 127.0.0.1:18099 > /dev/null & PIDS+=($!)
+taskset -c 0 "$BIN/vexil-bench" bare-server --listen 127.0.0.1:$P_BARE > /dev/null & PIDS+=($!)
 BARE=$!
 sleep 0.5
-bench "bare hyper server (the ceiling)" "$BARE" http://127.0.0.1:18099/ofrep/v1/evaluate/flags/flag-7
-CEILING=$LAST_RPS
+[ "${ONLY:-}" = edge ] || bench "bare hyper server (the ceiling)" "$BARE" http://127.0.0.1:$P_BARE/ofrep/v1/evaluate/flags/flag-7
+CEILING=${LAST_RPS:-}
 kill "$BARE"; sleep 0.3
 
 export VEXIL_ADMIN_KEY=bench-admin-key-0123456789
 # Limits stay on (so their cost is measured) but high enough not to refuse.
-VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" \
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:$P_SERVER --data-dir "$WORK/data" \
   --rate-limit-client 100000000 --rate-limit-server 100000000 --rate-limit-admin 0 > "$WORK/serve.log" 2>&1 & PIDS+=($!)
 SERVER=$!
 sleep 1
@@ -103,23 +106,26 @@ flag = {"variants": {"on": True, "off": False}, "defaultServe": {"variant": "off
                    "serve": {"rollout": {"weights": {"on": 50, "off": 50}}}}]}
 json.dump({"flags": {f"flag-{i}": flag for i in range(50)}}, open(sys.argv[1], "w"))
 PY
-export VEXIL_URL=http://127.0.0.1:18098
+export VEXIL_URL=http://127.0.0.1:$P_SERVER
 "$BIN/vexil" import "$WORK/flags.json" > /dev/null
 KEY=$("$BIN/vexil" keys create --name bench --scope client 2>/dev/null)
-V=http://127.0.0.1:18098
+V=http://127.0.0.1:$P_SERVER
+# ONLY=edge: just the edge against the server (the alternating rounds below).
+if [ "${ONLY:-}" != edge ]; then
 bench "OFREP single flag" "$SERVER" "$V/ofrep/v1/evaluate/flags/flag-7" -H "Authorization: Bearer $KEY"
 bench "OFREP bulk, 50 flags" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY"
 ETAG=$(curl -s -D - -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$CTX" "$V/ofrep/v1/evaluate/flags" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 bench "OFREP bulk, 304 (If-None-Match)" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" -H "If-None-Match: $ETAG"
 bench "native POST /api/v1/evaluate, 50 flags" "$SERVER" "$V/api/v1/evaluate" -H "Authorization: Bearer $KEY"
+fi
 
 echo "== the same requests at an edge following that server (edge on core 0, the idle server beside it), alternating with the server"
 SKEY=$("$BIN/vexil" keys create --name edge --scope server 2>/dev/null)
-VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" edge --listen 127.0.0.1:18097 --upstream "$V" --key "$SKEY" \
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" edge --listen 127.0.0.1:$P_EDGE --upstream "$V" --key "$SKEY" \
   --rate-limit-client 100000000 --rate-limit-server 100000000 > "$WORK/edge.log" 2>&1 & PIDS+=($!)
 EDGE=$!
-for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18097/readyz && break; sleep 0.1; done
-E=http://127.0.0.1:18097
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:$P_EDGE/readyz && break; sleep 0.1; done
+E=http://127.0.0.1:$P_EDGE
 # The edge against the server on the same request: PAIRS rounds, each the
 # server then the edge, so that drift of the machine over the run falls on
 # both alike; the ratio is of the two medians.
@@ -142,9 +148,10 @@ pair "OFREP bulk, 50 flags" /ofrep/v1/evaluate/flags
 echo "edge idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$EDGE/status)"
 kill "$EDGE"
 
+[ "${ONLY:-}" = edge ] && exit 0
 echo "== overload: single-flag load against a client key limited to 5000 req/s"
 kill "$SERVER"; sleep 0.5
-VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:18098 --data-dir "$WORK/data" \
+VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:$P_SERVER --data-dir "$WORK/data" \
   --rate-limit-client 5000 --rate-limit-admin 0 > "$WORK/serve2.log" 2>&1 & PIDS+=($!)
 SERVER=$!
 sleep 1
