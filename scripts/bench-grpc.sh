@@ -12,7 +12,8 @@
 # even for a failed call, so one call is checked for `grpc-status: 0` first.
 #
 # BIN=dir uses binaries already built there (e.g. a debug build for a smoke
-# run: BIN=target/debug SECONDS_PER_RUN=2 RUNS=1); otherwise a release build.
+# run: BIN=target/debug SECONDS_PER_RUN=2 RUNS=1); otherwise a release build
+# (in $CARGO_TARGET_DIR when set).
 # Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ if ! command -v h2load > /dev/null; then
 fi
 if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p vexil
-  BIN=target/release
+  BIN="${CARGO_TARGET_DIR:-target}/release"
 fi
 WORK=$(mktemp -d)
 PIDS=()

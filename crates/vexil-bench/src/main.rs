@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod grpc_sync;
 mod http;
 mod sdk;
 mod sse;
@@ -108,6 +109,39 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         interval_ms: u64,
     },
+    /// gRPC sync fan-out: N subscribers of flagd's
+    /// `flagd.sync.v1.FlagSyncService/SyncFlags` on --grpc-url (each its own
+    /// connection), changes written through the admin API on --write-url,
+    /// and the delay from each write's acknowledgement to each subscriber's
+    /// receipt of a flagd document reflecting it.
+    GrpcSync {
+        /// The gRPC listener (`vexil serve --grpc-listen`), as
+        /// http://HOST:PORT.
+        #[arg(long)]
+        grpc_url: String,
+        /// The HTTP listener of the same server (changes).
+        #[arg(long)]
+        write_url: String,
+        /// Server key of the environment (subscribers).
+        #[arg(long)]
+        server_key: String,
+        /// Admin key (changes).
+        #[arg(long, env = "VEXIL_ADMIN_KEY")]
+        admin_key: String,
+        #[arg(long, default_value = "default")]
+        project: String,
+        #[arg(long = "env", default_value = "development")]
+        environment: String,
+        /// Subscribers.
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Changes to make.
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+        /// Pause between changes, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
     /// A bare hyper server answering every request with a fixed JSON body:
     /// the ceiling of this machine, for ratios.
     BareServer {
@@ -139,7 +173,7 @@ enum Command {
 
 /// The bench flag: created on the server (or found there), then toggled
 /// `changes` times `interval` apart; gives each version's acknowledgement
-/// time. Shared by the SSE and SDK propagation benches.
+/// time. Shared by the SSE, SDK and gRPC sync propagation benches.
 pub(crate) struct Toggles {
     http: reqwest::Client,
     /// `.../flags/<key>`.
@@ -180,8 +214,9 @@ impl Toggles {
         })
     }
 
-    /// Toggles the flag `changes` times, `interval` apart; the
-    /// acknowledgement time of each version written.
+    /// Toggles the flag `changes` times, `interval` apart: the first write
+    /// disables it, the second enables it, and so on. The acknowledgement
+    /// time of each version written.
     pub(crate) async fn run(
         &self,
         changes: usize,
@@ -256,6 +291,30 @@ async fn main() -> Result<()> {
                 clients,
                 changes,
                 interval: std::time::Duration::from_millis(interval_ms),
+            })
+            .await
+        }
+        Command::GrpcSync {
+            grpc_url,
+            write_url,
+            server_key,
+            admin_key,
+            project,
+            environment,
+            subscribers,
+            changes,
+            interval_ms,
+        } => {
+            grpc_sync::run(grpc_sync::GrpcSyncRun {
+                grpc_url,
+                write_url,
+                server_key,
+                admin_key,
+                project,
+                environment,
+                subscribers,
+                changes,
+                interval: Duration::from_millis(interval_ms),
             })
             .await
         }
