@@ -140,8 +140,12 @@ pair() {
   local ms me
   ms=$(printf '%s\n' "${server[@]}" | sort -n | sed -n "$(( (${PAIRS:-5} + 1) / 2 ))p")
   me=$(printf '%s\n' "${edge[@]}" | sort -n | sed -n "$(( (${PAIRS:-5} + 1) / 2 ))p")
-  printf '%-44s server %8.0f  edge %8.0f req/s (medians)  edge/server %s  (server: %s; edge: %s)\n' "$name" "$ms" "$me" \
-    "$(awk -v e="$me" -v s="$ms" 'BEGIN {printf "%.1f %%", 100 * e / s}')" "${server[*]}" "${edge[*]}"
+  # Each round's edge/server ratio; their median is robust to drift between rounds.
+  local paired
+  paired=$(for i in "${!server[@]}"; do awk -v e="${edge[$i]}" -v s="${server[$i]}" 'BEGIN {printf "%.3f\n", e / s}'; done \
+    | sort -n | sed -n "$(( (${PAIRS:-5} + 1) / 2 ))p")
+  printf '%-44s server %8.0f  edge %8.0f req/s (medians)  edge/server %s; median of the rounds'"'"' ratios %s  (server: %s; edge: %s)\n' "$name" "$ms" "$me" \
+    "$(awk -v e="$me" -v s="$ms" 'BEGIN {printf "%.1f %%", 100 * e / s}')" "$(awk -v r="$paired" 'BEGIN {printf "%.1f %%", 100 * r}')" "${server[*]}" "${edge[*]}"
 }
 pair "OFREP single flag" /ofrep/v1/evaluate/flags/flag-7
 pair "OFREP bulk, 50 flags" /ofrep/v1/evaluate/flags
