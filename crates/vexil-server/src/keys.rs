@@ -26,7 +26,12 @@ pub(crate) fn hash(secret: &str) -> String {
 
 /// The raw SHA-256 of a secret (the data plane's key cache is keyed by it).
 pub(crate) fn digest(secret: &str) -> Digest {
-    Sha256::digest(secret.as_bytes()).into()
+    digest_bytes(secret.as_bytes())
+}
+
+/// The raw SHA-256 of any bytes.
+pub(crate) fn digest_bytes(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
 }
 
 /// The raw form of a stored (hex) hash; `None` if it is not one.

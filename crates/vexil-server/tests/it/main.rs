@@ -13,3 +13,4 @@ mod providers;
 mod schemathesis;
 mod stream;
 mod support;
+mod ui;
