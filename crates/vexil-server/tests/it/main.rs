@@ -14,3 +14,4 @@ mod schemathesis;
 mod stream;
 mod support;
 mod ui;
+mod ui_browser;
