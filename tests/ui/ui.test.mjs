@@ -33,7 +33,7 @@ async function admin(method, url, body, headers = {}) {
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(20_000);
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
   return { context, page };
 }
@@ -254,6 +254,26 @@ test('create a key (the secret shown once) and revoke it', async () => {
   await page.getByRole('row', { name: /ci-reader.*revoked/ }).waitFor();
   const r = await fetch(`${BASE}/api/v1/snapshot`, { headers: { Authorization: `Bearer ${secret}` } });
   assert.equal(r.status, 401, 'the revoked key is refused');
+  await context.close();
+});
+
+test('create a segment, add a member and a rule, save', async () => {
+  const { context, page } = await newPage();
+  await signIn(page);
+  await page.getByRole('link', { name: 'Segments' }).click();
+  await page.getByLabel('New segment key').fill('beta-testers');
+  await page.getByRole('button', { name: 'Create segment' }).click();
+  await page.getByRole('heading', { name: 'Segment beta-testers' }).waitFor();
+  await page.getByLabel('Included targeting keys').fill('user-7, user-8');
+  await page.getByRole('button', { name: 'Add segment rule' }).click();
+  await page.getByLabel('Clause 1: attribute').fill('email');
+  await page.getByLabel('operator').selectOption('endsWith');
+  await page.getByLabel('values').fill('@example.com');
+  await page.getByRole('button', { name: 'Review and save…' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Saved: version \d+/).waitFor();
+  const def = (await admin('GET', `${DEV}/segments/beta-testers`)).body.definition;
+  assert.deepEqual(def, { included: ['user-7', 'user-8'], rules: [{ clauses: [{ attribute: 'email', op: 'endsWith', values: ['@example.com'] }] }] });
   await context.close();
 });
 

@@ -9,6 +9,7 @@ import { flagPage } from './flag.js';
 import { auditPage } from './audit.js';
 import { keysPage } from './keys.js';
 import { playground } from './playground.js';
+import { segmentList, segmentPage } from './segments.js';
 
 const state = { session: null, projects: [], envs: {}, pageCleanup: null };
 
@@ -101,6 +102,7 @@ function topBar(r) {
     h('label', {}, 'Environment', env),
     h('nav', { 'aria-label': 'Main' }, h('ul', {},
       base && link(`${base}/flags`, 'Flags', 'flags'),
+      base && link(`${base}/segments`, 'Segments', 'segments'),
       base && link(`${base}/audit`, 'Audit log', 'audit'),
       base && link(`${base}/playground`, 'Playground', 'playground'),
       link('#/keys', 'API keys', 'keys'))),
@@ -141,6 +143,8 @@ async function routeNow() {
     if (r.page === 'flags' && r.rest.length === 0) await flagList(ctx);
     else if (r.page === 'flags') await flagPage(ctx, r.rest[0]);
     else if (r.page === 'new') await newFlag(ctx);
+    else if (r.page === 'segments' && r.rest.length === 0) await segmentList(ctx);
+    else if (r.page === 'segments') await segmentPage(ctx, r.rest[0]);
     else if (r.page === 'audit') await auditPage(ctx);
     else if (r.page === 'playground') await playground(ctx);
     else if (r.page === 'keys') await keysPage({ ...ctx, project: lastEnv?.project, env: lastEnv?.env, allEnvs: state.envs });

@@ -222,7 +222,7 @@ export function serveEditor(def, serve, pointer, label, changed, rerender) {
 }
 
 /** One clause: attribute, operator, values, negate. */
-function clauseEditor(clause, pointer, n, changed, remove) {
+export function clauseEditor(clause, pointer, n, changed, remove) {
   const attr = h('input', { type: 'text', value: clause.attribute || '', placeholder: 'email', dataset: { pointer: `${pointer}/attribute` } });
   const op = h('select', { dataset: { pointer: `${pointer}/op` } }, OPERATORS.map(([v, l]) => h('option', { value: v, selected: clause.op === v }, `${l} (${v})`)));
   const values = h('input', { type: 'text', value: valuesText(clause.values), size: '28', placeholder: 'a, b, "quoted, text"', dataset: { pointer: `${pointer}/values` } });

@@ -100,6 +100,19 @@ async fn the_ui_is_served_with_its_types_a_strict_policy_and_etags() {
             .unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
     }
+    // Every file of `web/` is served (a new module not added to the
+    // table would fail only in a browser).
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    for entry in std::fs::read_dir(web).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let path = if name == "index.html" {
+            "/ui/".to_owned()
+        } else {
+            format!("/ui/{name}")
+        };
+        let resp = s.http.get(s.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
     // No inline script in the page: the policy would block it.
     let page = s
         .http

@@ -33,6 +33,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("audit.js", JS, include_bytes!("../../../web/audit.js")),
     ("keys.js", JS, include_bytes!("../../../web/keys.js")),
     (
+        "segments.js",
+        JS,
+        include_bytes!("../../../web/segments.js"),
+    ),
+    (
         "playground.js",
         JS,
         include_bytes!("../../../web/playground.js"),
