@@ -402,6 +402,8 @@ test('a cross-site form post is refused', async () => {
 test('signing out ends the session', async () => {
   const { context, page } = await newPage();
   await signIn(page);
+  // Once the first page is drawn (the top bar is redrawn with each page).
+  await page.getByRole('heading', { name: /^Flags in/ }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByText('Signed out.').waitFor();
   await page.goto(`${BASE}/ui/#/keys`);
