@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     pub(crate) store_metrics: Arc<StoreMetrics>,
     /// Bound on an admin request's duration.
     pub(crate) request_timeout: std::time::Duration,
+    /// The web UI's sign-in sessions.
+    pub(crate) sessions: Arc<crate::api::ui::Sessions>,
 }
 
 impl AppState {

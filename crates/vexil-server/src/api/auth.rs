@@ -1,9 +1,11 @@
 //! Who is calling: the API key from `Authorization: Bearer …` or
-//! `X-API-Key`, looked up by hash, and the scope checks routes make.
+//! `X-API-Key` (or the web UI's session cookie, which names one), looked
+//! up by hash, and the scope checks routes make.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::request::Parts;
 use vexil_store::{ApiKey, Environment, Project, Scope};
 
@@ -24,14 +26,13 @@ impl FromRequestParts<Arc<AppState>> for Principal {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let secret = keys::secret(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-            )
-        })?;
+        let hash = match keys::secret(&parts.headers) {
+            Some(secret) => keys::hash(secret),
+            None => session_key(parts, state)?,
+        };
         let key = state
             .store
-            .key_by_hash(&keys::hash(secret))
+            .key_by_hash(&hash)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
         if key.revoked_at.is_some() {
@@ -43,6 +44,31 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .map_err(|r| ApiError::rate_limited(r.0))?;
         Ok(Principal { key })
     }
+}
+
+/// The key hash of the web UI session a request's cookie names (the API
+/// key, when sent, wins over a cookie). A state-changing request needs the
+/// session's CSRF token as well: a cookie alone is what a page of another
+/// site can make the browser send.
+fn session_key(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let missing = || {
+        ApiError::unauthorized(
+            "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`, or sign in to the web UI",
+        )
+    };
+    let id = crate::api::ui::session_id(&parts.headers).ok_or_else(missing)?;
+    let session = state
+        .sessions
+        .touch(id)
+        .ok_or_else(|| ApiError::unauthorized("the web UI session has ended: sign in again"))?;
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !crate::api::ui::csrf_ok(&parts.headers, &session) {
+        return Err(ApiError::forbidden_code(
+            "csrf_refused",
+            "a change made with a web UI session needs the session's `X-CSRF-Token` header and must come from the UI's own origin",
+        ));
+    }
+    Ok(session.key_hash)
 }
 
 impl Principal {

@@ -7,6 +7,7 @@ pub(crate) mod error;
 mod extract;
 mod media;
 mod metrics;
+pub(crate) mod ui;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ fn server_routes() -> Table<Arc<AppState>> {
 pub(crate) fn route_list() -> Vec<(Method, String)> {
     let mut routes = server_routes().routes;
     routes.extend(admin::routes().routes);
+    routes.extend(ui::routes().routes);
     routes.extend(crate::plane::routes().routes);
     routes
 }
@@ -53,6 +55,7 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let own = server_routes()
         .router
         .merge(admin)
+        .merge(ui::routes().router)
         .with_state(state.clone());
     own.merge(
         crate::plane::routes()

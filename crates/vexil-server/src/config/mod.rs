@@ -27,12 +27,15 @@ mod banner;
 mod edge;
 mod grpc;
 mod plane;
+mod ui;
 
 pub use edge::{EdgeArgs, EdgeConfig};
 pub(crate) use grpc::GrpcConfig;
 pub use grpc::{FlagdBucketing, GrpcArgs};
 pub use plane::PlaneArgs;
 pub(crate) use plane::PlaneConfig;
+pub use ui::UiArgs;
+pub(crate) use ui::UiConfig;
 
 /// Flags of `vexil serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +103,9 @@ pub struct ServeArgs {
     /// Bounds and settings of the HTTP server and the data plane.
     #[command(flatten)]
     pub(crate) plane: PlaneArgs,
+    /// The web UI's sign-in sessions.
+    #[command(flatten)]
+    pub(crate) ui: UiArgs,
 }
 
 /// How logs are written.
@@ -155,6 +161,8 @@ pub struct Config {
     pub(crate) compile_timeout: std::time::Duration,
     /// Where wall-clock time comes from.
     pub(crate) clock: std::sync::Arc<dyn crate::Clock>,
+    /// The web UI's sessions.
+    pub(crate) ui: UiConfig,
 }
 
 impl Config {
@@ -214,6 +222,7 @@ impl ServeArgs {
         );
         Ok(Config {
             plane: self.plane.check()?,
+            ui: self.ui.check()?,
             compile_timeout: std::time::Duration::from_millis(self.compile_timeout_ms),
             clock: std::sync::Arc::new(crate::SystemClock),
             listen: self.listen,

@@ -197,6 +197,19 @@ impl Plane {
 
     // --- the readers' side -------------------------------------------
 
+    /// Follows an environment's versions for the web UI (admin pages,
+    /// not a delivery client): a receiver of its change events, and a
+    /// watch that turns true when the server shuts down.
+    pub(crate) fn follow_versions(
+        &self,
+        env_id: i64,
+    ) -> (
+        tokio::sync::broadcast::Receiver<Arc<StreamEvent>>,
+        tokio::sync::watch::Receiver<bool>,
+    ) {
+        (self.hub.subscribe(env_id), self.closing.subscribe())
+    }
+
     /// Whether every environment has been installed.
     pub(crate) fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)

@@ -16,3 +16,5 @@ mod providers;
 mod schemathesis;
 mod stream;
 mod support;
+mod ui;
+mod ui_browser;
