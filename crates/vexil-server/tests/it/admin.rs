@@ -676,6 +676,7 @@ async fn names_with_control_characters_or_too_long_are_refused_on_every_backend(
 // message naming the limit, and nothing changes.
 #[tokio::test]
 async fn a_write_whose_compilation_takes_too_long_is_stopped_and_refused() {
+    let _exclusive = crate::support::exclusive().await;
     let (data, _dir) = crate::support::sqlite();
     let s = Server::start_with(
         &data,

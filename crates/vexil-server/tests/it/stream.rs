@@ -250,6 +250,7 @@ async fn the_stream_carries_the_hashes_of_the_keys_that_may_read() {
 
 #[tokio::test]
 async fn a_subscriber_that_stops_reading_never_slows_the_others_and_is_dropped() {
+    let _exclusive = crate::support::exclusive().await;
     use tokio::io::AsyncWriteExt;
     let (data, _dir) = crate::support::sqlite();
     let s = Server::start_with(&data, &["--stream-buffer", "4"]);

@@ -29,6 +29,7 @@ fn chromium() -> PathBuf {
 
 #[tokio::test]
 async fn the_web_ui_works_in_a_real_browser() {
+    let _exclusive = crate::support::exclusive().await;
     let dir = root().join("tests/ui");
     let browser = chromium();
     let missing: Vec<String> = [
