@@ -190,6 +190,7 @@ pub async fn run(
         metrics,
         store_metrics,
         request_timeout: config.request_timeout,
+        flagd_bucketing: config.plane.flagd_bucketing.engine(),
     });
     // Serve at once (health answers, readiness says "not yet") while the
     // snapshots load; then follow changes other servers write.

@@ -27,6 +27,10 @@ pub(crate) struct AppState {
     pub(crate) store_metrics: Arc<StoreMetrics>,
     /// Bound on an admin request's duration.
     pub(crate) request_timeout: std::time::Duration,
+    /// The hashing scheme of the operator's in-process flagd providers
+    /// (`--flagd-bucketing`, set with or without the gRPC listener): the
+    /// flag view says which flags they get.
+    pub(crate) flagd_bucketing: vexil_engine::model::Bucketing,
 }
 
 impl AppState {
