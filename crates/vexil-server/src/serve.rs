@@ -191,6 +191,7 @@ pub async fn run(
         store_metrics,
         request_timeout: config.request_timeout,
         sessions: Arc::new(crate::api::ui::Sessions::new(config.ui.clone())),
+        flagd_bucketing: config.plane.flagd_bucketing.engine(),
     });
     // Serve at once (health answers, readiness says "not yet") while the
     // snapshots load; then follow changes other servers write.

@@ -29,6 +29,10 @@ pub(crate) struct AppState {
     pub(crate) request_timeout: std::time::Duration,
     /// The web UI's sign-in sessions.
     pub(crate) sessions: Arc<crate::api::ui::Sessions>,
+    /// The hashing scheme of the operator's in-process flagd providers
+    /// (`--flagd-bucketing`, set with or without the gRPC listener): the
+    /// flag view says which flags they get.
+    pub(crate) flagd_bucketing: vexil_engine::model::Bucketing,
 }
 
 impl AppState {

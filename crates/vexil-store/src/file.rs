@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use vexil_engine::model::Document;
+use vexil_engine::model::{Bucketing, Document};
 use vexil_engine::{Format, Problem};
 
-use crate::types::MAX_CHANGES;
+use crate::types::{BUCKETING_SETTING, MAX_CHANGES, bucketing_name};
 use crate::{
     Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
     Mutation, NewKey, Project, Result, Scope, Store, StoreError,
@@ -48,6 +48,9 @@ pub struct FileKeys {
     pub client: Vec<String>,
 }
 
+/// The file's current version, items, load time and bucketing.
+type Current = (i64, Vec<Item>, i64, Bucketing);
+
 /// A read-only store holding one file's flags.
 pub struct FileStore {
     path: PathBuf,
@@ -65,6 +68,8 @@ struct FileState {
     /// Bumped on every accepted change of the file.
     version: i64,
     items: Vec<Item>,
+    /// The file's own `bucketing`: the environment's setting.
+    bucketing: Bucketing,
     /// The text last read, to notice changes.
     text: String,
     loaded_at: i64,
@@ -82,6 +87,7 @@ fn read_only() -> StoreError {
 /// A file's flags as stored items, and the problems of its invalid flags.
 struct Parsed {
     items: Vec<Item>,
+    bucketing: Bucketing,
     invalid: Vec<Problem>,
 }
 
@@ -107,6 +113,7 @@ fn parse(text: &str, now: i64) -> std::result::Result<Parsed, String> {
         .collect();
     Ok(Parsed {
         items,
+        bucketing: doc.bucketing,
         invalid: compiled.warnings,
     })
 }
@@ -251,6 +258,7 @@ impl FileStore {
             state: Mutex::new(FileState {
                 version: 1,
                 items: parsed.items,
+                bucketing: parsed.bucketing,
                 text,
                 loaded_at: now,
                 changes: VecDeque::new(),
@@ -301,7 +309,20 @@ impl FileStore {
                 log_invalid(&self.path, &text, &parsed.invalid);
                 state.text = text;
                 let version = state.version + 1;
-                let changes = diff(&state.items, &parsed.items, version, now);
+                let mut changes = diff(&state.items, &parsed.items, version, now);
+                if parsed.bucketing != state.bucketing {
+                    changes.push(Change {
+                        version,
+                        at: now,
+                        actor: "file".into(),
+                        kind: ItemKind::Setting,
+                        key: BUCKETING_SETTING.into(),
+                        action: Action::Update,
+                        before: Some(bucketing_name(state.bucketing).into()),
+                        after: Some(bucketing_name(parsed.bucketing).into()),
+                    });
+                    state.bucketing = parsed.bucketing;
+                }
                 if changes.is_empty() {
                     // Only formatting or comments changed.
                     return false;
@@ -342,8 +363,10 @@ impl FileStore {
         }
     }
 
-    fn environment(&self, version: i64, created_at: i64) -> Environment {
+    fn environment(&self, (version, _, created_at, bucketing): &Current) -> Environment {
+        let (version, created_at, bucketing) = (*version, *created_at, *bucketing);
         Environment {
+            bucketing,
             id: 1,
             project_id: 1,
             project_key: FILE_PROJECT.into(),
@@ -354,12 +377,17 @@ impl FileStore {
         }
     }
 
-    fn snapshot_state(&self) -> Result<(i64, Vec<Item>, i64)> {
+    fn snapshot_state(&self) -> Result<Current> {
         let state = self
             .state
             .lock()
             .map_err(|_| StoreError::new(ErrorKind::Internal, "file store lock poisoned"))?;
-        Ok((state.version, state.items.clone(), state.loaded_at))
+        Ok((
+            state.version,
+            state.items.clone(),
+            state.loaded_at,
+            state.bucketing,
+        ))
     }
 }
 
@@ -420,8 +448,7 @@ impl Store for FileStore {
     }
 
     async fn environments(&self, _: Option<i64>) -> Result<Vec<Environment>> {
-        let (version, _, at) = self.snapshot_state()?;
-        Ok(vec![self.environment(version, at)])
+        Ok(vec![self.environment(&self.snapshot_state()?)])
     }
 
     async fn environment(&self, project_key: &str, env_key: &str) -> Result<Environment> {
@@ -433,8 +460,7 @@ impl Store for FileStore {
                 ),
             ));
         }
-        let (version, _, at) = self.snapshot_state()?;
-        Ok(self.environment(version, at))
+        Ok(self.environment(&self.snapshot_state()?))
     }
 
     async fn load(&self, env_id: i64) -> Result<EnvState> {
@@ -444,10 +470,10 @@ impl Store for FileStore {
                 format!("environment {env_id} not found"),
             ));
         }
-        let (version, items, at) = self.snapshot_state()?;
+        let current = self.snapshot_state()?;
         Ok(EnvState {
-            env: self.environment(version, at),
-            items,
+            env: self.environment(&current),
+            items: current.1,
         })
     }
 
@@ -473,7 +499,7 @@ impl Store for FileStore {
     }
 
     async fn versions(&self) -> Result<Vec<(i64, i64)>> {
-        let (version, _, _) = self.snapshot_state()?;
+        let (version, _, _, _) = self.snapshot_state()?;
         Ok(vec![(1, version)])
     }
 

@@ -26,8 +26,8 @@ pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of};
 pub use memory::MemoryStore;
 pub use sql::{Backend, SqlStore};
 pub use types::{
-    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, Item, ItemKind, Mutation, NewKey,
-    Project, Scope,
+    Action, ApiKey, BUCKETING_SETTING, Change, ChangeFilter, EnvState, Environment, Item, ItemKind,
+    Mutation, NewKey, Project, Scope, bucketing_name, parse_bucketing,
 };
 
 use async_trait::async_trait;
@@ -68,7 +68,9 @@ pub trait Store: Send + Sync + 'static {
     async fn load(&self, env_id: i64) -> Result<EnvState>;
     /// Applies mutations as one change: the environment moves from
     /// `based_on` to `based_on + 1`, or nothing happens and the error is
-    /// [`ErrorKind::Conflict`]. Returns the new version.
+    /// [`ErrorKind::Conflict`]. Returns the new version. A mutation of
+    /// kind [`ItemKind::Setting`] changes the environment's setting (and
+    /// is logged) instead of an item.
     async fn commit(
         &self,
         env_id: i64,

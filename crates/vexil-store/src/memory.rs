@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::types::{MAX_CHANGES, storable, storable_commit};
+use crate::types::{MAX_CHANGES, setting_of, storable, storable_commit};
 use crate::{
     ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind, Mutation,
     NewKey, Project, Result, Store, StoreError,
@@ -46,6 +46,7 @@ fn kind_order(kind: ItemKind) -> u8 {
     match kind {
         ItemKind::Flag => 0,
         ItemKind::Segment => 1,
+        ItemKind::Setting => 2,
     }
 }
 
@@ -155,6 +156,7 @@ impl Store for MemoryStore {
                 name: name.to_owned(),
                 version: 0,
                 created_at: now,
+                bucketing: Default::default(),
             };
             s.environments.push(e.clone());
             Ok(e)
@@ -244,8 +246,14 @@ impl Store for MemoryStore {
             let version = based_on + 1;
             env.version = version;
             for m in mutations {
+                if let Some(bucketing) = setting_of(m)? {
+                    env.bucketing = bucketing;
+                }
+            }
+            for m in mutations {
                 let key = (env_id, kind_order(m.kind), m.key.clone());
                 match &m.after {
+                    _ if m.kind == ItemKind::Setting => {}
                     Some(def) => {
                         s.items.insert(
                             key,

@@ -19,10 +19,11 @@ pub(crate) struct Migration {
     pub(crate) postgres: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sqlite: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sqlite: r#"
 CREATE TABLE projects (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
@@ -74,7 +75,7 @@ CREATE TABLE api_keys (
     revoked_at INTEGER
 );
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE TABLE projects (
     id BIGSERIAL PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -126,4 +127,13 @@ CREATE TABLE api_keys (
     revoked_at BIGINT
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "environment bucketing",
+        // Expand only: an older server ignores the column (and serves
+        // such an environment with the default bucketing).
+        sqlite: "ALTER TABLE environments ADD COLUMN bucketing TEXT NOT NULL DEFAULT 'concat';",
+        postgres: "ALTER TABLE environments ADD COLUMN bucketing TEXT NOT NULL DEFAULT 'concat';",
+    },
+];

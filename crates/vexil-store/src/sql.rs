@@ -11,7 +11,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::migrations::MIGRATIONS;
-use crate::types::{MAX_CHANGES, storable, storable_commit};
+use crate::types::{
+    MAX_CHANGES, bucketing_name, parse_bucketing, setting_of, storable, storable_commit,
+};
 use crate::{
     Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
     Mutation, NewKey, Project, Result, Scope, Store, StoreError,
@@ -155,7 +157,7 @@ impl SqlStore {
     }
 }
 
-const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.key AS project_key, e.key, e.name, e.version, e.created_at \
+const ENV_SELECT: &str = "SELECT e.id, e.project_id, p.key AS project_key, e.key, e.name, e.version, e.created_at, e.bucketing \
      FROM environments e JOIN projects p ON p.id = e.project_id";
 
 fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T>
@@ -187,7 +189,14 @@ fn project_from(row: &AnyRow) -> Result<Project> {
 }
 
 fn env_from(row: &AnyRow) -> Result<Environment> {
+    let bucketing: String = get(row, "bucketing")?;
     Ok(Environment {
+        bucketing: parse_bucketing(&bucketing).ok_or_else(|| {
+            StoreError::new(
+                ErrorKind::Internal,
+                format!("unknown stored bucketing `{bucketing}`"),
+            )
+        })?,
         id: get(row, "id")?,
         project_id: get(row, "project_id")?,
         project_key: get(row, "project_key")?,
@@ -487,6 +496,17 @@ impl Store for SqlStore {
         let version = based_on + 1;
         for (seq, m) in mutations.iter().enumerate() {
             match &m.after {
+                _ if m.kind == ItemKind::Setting => {
+                    let bucketing = setting_of(m)?.unwrap_or_default();
+                    sqlx::query("UPDATE environments SET bucketing = $1 WHERE id = $2")
+                        .bind(bucketing_name(bucketing))
+                        .bind(env_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            StoreError::db("cannot write the environment's bucketing", e)
+                        })?;
+                }
                 Some(def) => {
                     sqlx::query(
                         "INSERT INTO items (environment_id, kind, key, definition, version, archived, updated_at) \

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vexil_engine::model::Bucketing;
 
 /// A project: a set of environments sharing flag keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,32 @@ pub struct Environment {
     pub version: i64,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// How its rollouts hash (the document's `bucketing`): changed by a
+    /// commit with an [`ItemKind::Setting`] mutation keyed
+    /// [`BUCKETING_SETTING`]; a flag file's is the file's own field.
+    #[serde(default)]
+    pub bucketing: Bucketing,
+}
+
+/// The key of the environment's bucketing setting in mutations and the
+/// change log.
+pub const BUCKETING_SETTING: &str = "bucketing";
+
+/// The stored name of a bucketing scheme (as documents name it).
+pub fn bucketing_name(b: Bucketing) -> &'static str {
+    match b {
+        Bucketing::Concat => "concat",
+        Bucketing::Cbor => "cbor",
+    }
+}
+
+/// Parses a stored bucketing name.
+pub fn parse_bucketing(s: &str) -> Option<Bucketing> {
+    match s {
+        "concat" => Some(Bucketing::Concat),
+        "cbor" => Some(Bucketing::Cbor),
+        _ => None,
+    }
 }
 
 /// Flags and segments are stored alike.
@@ -43,6 +70,10 @@ pub enum ItemKind {
     Flag,
     /// A segment definition.
     Segment,
+    /// A setting of the environment itself (only [`BUCKETING_SETTING`]
+    /// so far). Never an [`Item`]: it appears only in mutations (whose
+    /// `after` is the new value as a JSON string) and in the change log.
+    Setting,
 }
 
 impl ItemKind {
@@ -50,6 +81,7 @@ impl ItemKind {
         match self {
             ItemKind::Flag => "flag",
             ItemKind::Segment => "segment",
+            ItemKind::Setting => "setting",
         }
     }
 
@@ -57,6 +89,7 @@ impl ItemKind {
         match s {
             "flag" => Some(ItemKind::Flag),
             "segment" => Some(ItemKind::Segment),
+            "setting" => Some(ItemKind::Setting),
             _ => None,
         }
     }
@@ -204,13 +237,35 @@ pub(crate) fn storable(what: &str, text: &str) -> crate::Result<()> {
     Ok(())
 }
 
-/// The text of a commit that must be storable: its actor and item keys.
+/// The text of a commit that must be storable: its actor and item keys;
+/// and its settings, which must be known ones with valid values.
 pub(crate) fn storable_commit(actor: &str, mutations: &[Mutation]) -> crate::Result<()> {
     storable("actor", actor)?;
     for m in mutations {
         storable("item key", &m.key)?;
+        setting_of(m)?;
     }
     Ok(())
+}
+
+/// The bucketing a mutation sets: `None` for a flag or segment; an
+/// [`crate::ErrorKind::Invalid`] error for an unknown setting or value.
+pub(crate) fn setting_of(m: &Mutation) -> crate::Result<Option<Bucketing>> {
+    if m.kind != ItemKind::Setting {
+        return Ok(None);
+    }
+    let value = m.after.as_ref().and_then(Value::as_str);
+    match value.and_then(parse_bucketing) {
+        Some(b) if m.key == BUCKETING_SETTING => Ok(Some(b)),
+        _ => Err(crate::StoreError::new(
+            crate::ErrorKind::Invalid,
+            format!(
+                "unknown environment setting `{}` or value {}",
+                m.key,
+                m.after.as_ref().map_or("null".into(), Value::to_string)
+            ),
+        )),
+    }
 }
 
 impl ChangeFilter {

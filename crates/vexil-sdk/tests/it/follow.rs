@@ -486,3 +486,86 @@ async fn while_the_stream_fails_the_keys_are_polled_too() {
     crate::support::server_key(&s).await;
     eventually("the new key polled", || keys(&client) == 2).await;
 }
+
+fn rollout() -> Value {
+    json!({"variants": {"a": "a", "b": "b", "c": "c"}, "defaultServe": {"rollout": {"weights": {"a": 34, "b": 33, "c": 33}}}})
+}
+
+/// The variant the engine gives `user` for [`rollout`] under `bucketing`.
+fn rollout_variant(bucketing: &str, user: &str) -> String {
+    let doc = json!({"bucketing": bucketing, "flags": {"r": rollout()}}).to_string();
+    let compiled = vexil_engine::load(&doc, vexil_engine::Format::Native).unwrap();
+    let ctx = Context::new().with_targeting_key(user);
+    let e = compiled
+        .snapshot
+        .evaluate("r", &ctx, vexil_engine::ValueType::String);
+    e.variant.unwrap().to_owned()
+}
+
+/// Issue 9: a change of the environment's bucketing reaches followers as
+/// the whole environment (a change event names items only), live and on
+/// a resume across it; later changes keep the bucketing.
+#[tokio::test]
+async fn a_bucketing_change_reaches_followers_as_a_snapshot() {
+    use vexil_engine::model::Bucketing;
+    let (data, _dir) = sqlite();
+    let s = Server::start(&data);
+    let key = setup(&s).await;
+    put_flag(&s, "r", &rollout()).await;
+    let users: Vec<String> = (0..200)
+        .map(|i| format!("user-{i}"))
+        .filter(|u| rollout_variant("concat", u) != rollout_variant("cbor", u))
+        .take(5)
+        .collect();
+    let client = Client::builder()
+        .upstream(&s.base, &key)
+        .poll_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    client.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let follower = client.follower().unwrap();
+    let mut updates = follower.updates();
+    let v = server_version(&s).await;
+    assert_eq!(describe(&next(&mut updates).await), ("snapshot", v));
+    let (_, _, before) = s
+        .call(Method::GET, "/api/v1/snapshot", Some(&key), None, &[])
+        .await;
+
+    let (st, _, env) = s
+        .admin(
+            Method::PATCH,
+            crate::support::ENV,
+            Some(&json!({"bucketing": "cbor"})),
+            &[],
+        )
+        .await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{env}");
+    assert_eq!(describe(&next(&mut updates).await), ("snapshot", v + 1));
+    let current = follower.current().unwrap();
+    assert_eq!(current.document().bucketing, Bucketing::Cbor);
+    for u in &users {
+        let ctx = Context::new().with_targeting_key(u.as_str());
+        assert_eq!(
+            client.string_value("r", &ctx, "x"),
+            rollout_variant("cbor", u),
+            "{u}"
+        );
+    }
+    toggle(&s, "checkout", false).await;
+    assert_eq!(describe(&next(&mut updates).await), ("change", v + 2));
+    assert_eq!(
+        follower.current().unwrap().document().bucketing,
+        Bucketing::Cbor
+    );
+
+    // A follower that held the version before resumes across the change.
+    let resumed = follower_from(&s, &key, v, before);
+    let mut updates = resumed.updates();
+    assert_eq!(describe(&next(&mut updates).await), ("snapshot", v));
+    assert_eq!(describe(&next(&mut updates).await), ("snapshot", v + 1));
+    assert_eq!(describe(&next(&mut updates).await), ("change", v + 2));
+    assert_eq!(
+        resumed.current().unwrap().document().bucketing,
+        Bucketing::Cbor
+    );
+}

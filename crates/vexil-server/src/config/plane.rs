@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::grpc::{GrpcArgs, GrpcConfig};
+use super::grpc::{FlagdBucketing, GrpcArgs, GrpcConfig};
 use crate::Error;
 use crate::http::HttpLimits;
 
@@ -72,6 +72,9 @@ pub(crate) struct PlaneConfig {
     pub(crate) public_url: Option<String>,
     /// The gRPC listener, when configured.
     pub(crate) grpc: Option<GrpcConfig>,
+    /// `--flagd-bucketing`, kept when gRPC is off too: the admin flag view
+    /// says which flags in-process flagd providers would get.
+    pub(crate) flagd_bucketing: FlagdBucketing,
 }
 
 impl PlaneArgs {
@@ -99,6 +102,7 @@ impl PlaneArgs {
             self.stream_buffer >= 1,
             "--stream-buffer must be at least 1"
         );
+        let flagd_bucketing = self.grpc.flagd_bucketing;
         let grpc = self.grpc.check()?;
         let public_url = match self.public_url {
             Some(url) => Some(public_url(&url)?),
@@ -119,6 +123,7 @@ impl PlaneArgs {
             heartbeat: Duration::from_millis(self.heartbeat_ms),
             public_url,
             grpc,
+            flagd_bucketing,
         })
     }
 }

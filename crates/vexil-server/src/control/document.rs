@@ -1,10 +1,12 @@
 //! Items (what the store holds: definitions as JSON) and the typed
-//! document the engine compiles, and how a change moves both.
+//! document the engine compiles, and how a change moves both. The
+//! environment's bucketing setting is the document's `bucketing`; a
+//! setting mutation changes the document, never the items.
 
 use std::sync::Arc;
 
 use vexil_engine::Keyed;
-use vexil_engine::model::{Document, FlagDef, SegmentDef};
+use vexil_engine::model::{Bucketing, Document, FlagDef, SegmentDef};
 use vexil_store::{ErrorKind, Item, ItemKind, Mutation, StoreError};
 
 /// A stored definition that does not parse: corruption, or a newer
@@ -27,9 +29,11 @@ fn sorted<T>(pairs: Vec<(String, T)>) -> Keyed<T> {
     Keyed::from_pairs(pairs)
 }
 
-/// The document of an environment's current, non-archived items.
+/// The document of an environment's current, non-archived items, with
+/// the environment's bucketing.
 pub(crate) fn document_of<'a>(
     items: impl Iterator<Item = &'a Item>,
+    bucketing: Bucketing,
 ) -> Result<Document, StoreError> {
     let mut flags = Vec::new();
     let mut segments = Vec::new();
@@ -45,11 +49,14 @@ pub(crate) fn document_of<'a>(
                 SegmentDef::deserialize_from(&item.definition)
                     .map_err(|e| corrupt(&item.key, e))?,
             )),
+            // The store never returns one; nothing to serve either way.
+            ItemKind::Setting => {}
         }
     }
     Ok(Document {
         flags: sorted(flags),
         segments: sorted(segments),
+        bucketing,
         ..Document::default()
     })
 }
@@ -74,7 +81,7 @@ pub(crate) fn apply_items(
     now: i64,
 ) -> Vec<Item> {
     let mut out: Vec<Item> = items.to_vec();
-    for m in mutations {
+    for m in mutations.iter().filter(|m| m.kind != ItemKind::Setting) {
         out.retain(|i| !(i.kind == m.kind && i.key == m.key));
         if let Some(def) = &m.after {
             out.push(Item {
@@ -101,10 +108,15 @@ pub(crate) fn apply_document(
 ) -> Result<Document, StoreError> {
     let mut flags = doc.flags.clone().into_pairs();
     let mut segments = doc.segments.clone().into_pairs();
+    let mut bucketing = doc.bucketing;
     for m in mutations {
         match m.kind {
             ItemKind::Flag => flags.retain(|(k, _)| *k != m.key),
             ItemKind::Segment => segments.retain(|(k, _)| *k != m.key),
+            ItemKind::Setting => {
+                bucketing = setting(m)?;
+                continue;
+            }
         }
         let Some(def) = m.after.as_ref().filter(|_| !m.archived) else {
             continue;
@@ -118,13 +130,29 @@ pub(crate) fn apply_document(
                 m.key.clone(),
                 SegmentDef::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
             )),
+            ItemKind::Setting => {}
         }
     }
     Ok(Document {
         flags: sorted(flags),
         segments: sorted(segments),
+        bucketing,
         ..Document::default()
     })
+}
+
+/// The bucketing a setting mutation sets (the store refuses others too).
+fn setting(m: &Mutation) -> Result<Bucketing, StoreError> {
+    m.after
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .and_then(vexil_store::parse_bucketing)
+        .filter(|_| m.key == vexil_store::BUCKETING_SETTING)
+        .ok_or_else(|| StoreError {
+            kind: ErrorKind::Invalid,
+            message: format!("unknown environment setting `{}`", m.key),
+            source: None,
+        })
 }
 
 /// Both at once, for the write path.

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use vexil_engine::model::Document;
 use vexil_engine::{Problem, Snapshot};
 use vexil_protocol::event::ChangedItem;
-use vexil_store::{Environment, ErrorKind, Item, Mutation, Store, StoreError};
+use vexil_store::{Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
 
 use crate::clock::Clock;
 use crate::plane::{EnvSnapshot, Plane};
@@ -33,6 +33,8 @@ const MAX_WRITE_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EnvView<'a> {
     pub(crate) items: &'a [Item],
+    /// The environment's bucketing setting.
+    pub(crate) bucketing: vexil_engine::model::Bucketing,
 }
 
 /// Why a write did not happen. `E` is the plan's own refusal (e.g. a
@@ -137,6 +139,7 @@ impl Control {
         let current = self.refresh(env.id).await?;
         let view = EnvView {
             items: &current.items,
+            bucketing: current.doc.bucketing,
         };
         let mutations = plan(&view).map_err(WriteError::Refused)?;
         let (mutations, _) = self
@@ -179,6 +182,7 @@ impl Control {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let view = EnvView {
                 items: &current.items,
+                bucketing: current.doc.bucketing,
             };
             let mutations = match plan(&view) {
                 Ok(m) => m,
@@ -215,16 +219,24 @@ impl Control {
                 Ok(version) => {
                     let mut committed = current.env.clone();
                     committed.version = version;
+                    committed.bucketing = doc.bucketing;
                     let evaluations = self.plane.eval_counters(env.id, &current.label());
-                    self.plane.install(EnvSnapshot::new(
+                    let installed = EnvSnapshot::new(
                         committed,
                         items.clone(),
                         Arc::new(doc),
                         snapshot,
                         evaluations,
-                    ));
-                    self.plane
-                        .publish(env.id, version, change_frame(version, &mutations));
+                    );
+                    // A change event names items only: a version that
+                    // changes a setting goes out as the whole environment.
+                    let frame = if mutations.iter().any(|m| m.kind == ItemKind::Setting) {
+                        vexil_protocol::event::snapshot_frame(version, &installed.document).into()
+                    } else {
+                        change_frame(version, &mutations)
+                    };
+                    self.plane.install(installed);
+                    self.plane.publish(env.id, version, frame);
                     return Ok(Written {
                         items,
                         mutations,
@@ -302,12 +314,14 @@ struct Next {
 fn change_frame(version: i64, mutations: &[Mutation]) -> Bytes {
     let items: Vec<ChangedItem<'_>> = mutations
         .iter()
-        .map(|m| ChangedItem {
-            kind: sync::wire_kind(m.kind),
-            key: &m.key,
-            action: sync::wire_action(m.action),
-            definition: m.after.as_ref(),
-            archived: m.archived,
+        .filter_map(|m| {
+            Some(ChangedItem {
+                kind: sync::wire_kind(m.kind)?,
+                key: &m.key,
+                action: sync::wire_action(m.action),
+                definition: m.after.as_ref(),
+                archived: m.archived,
+            })
         })
         .collect();
     vexil_protocol::event::change_frame(version, &items).into()

@@ -19,11 +19,13 @@ use crate::plane::EnvSnapshot;
 /// subscribers get the whole environment instead.
 const ANNOUNCE_LIMIT: usize = 1000;
 
-/// The wire spelling of an item kind.
-pub(super) fn wire_kind(kind: ItemKind) -> WireKind {
+/// The wire spelling of an item kind; `None` for a setting, which a
+/// change event cannot carry (the whole environment is sent instead).
+pub(super) fn wire_kind(kind: ItemKind) -> Option<WireKind> {
     match kind {
-        ItemKind::Flag => WireKind::Flag,
-        ItemKind::Segment => WireKind::Segment,
+        ItemKind::Flag => Some(WireKind::Flag),
+        ItemKind::Segment => Some(WireKind::Segment),
+        ItemKind::Setting => None,
     }
 }
 
@@ -141,7 +143,7 @@ impl Control {
     pub(crate) async fn reload(&self, env_id: i64) -> Result<(), StoreError> {
         let before = self.plane.snapshot(env_id).map(|s| s.env.version);
         let state: EnvState = self.store.load(env_id).await?;
-        let doc = document_of(state.items.iter())?;
+        let doc = document_of(state.items.iter(), state.env.bucketing)?;
         // A flag file is served as flagd serves it: an invalid flag gives
         // PARSE_ERROR instead of refusing the file.
         let compiled = if self.store.read_only() {
@@ -247,16 +249,23 @@ fn frames_of(changes: &[Change], items: &[Item], upto: i64) -> Vec<(i64, Bytes)>
         if version > complete_upto {
             break;
         }
-        let items: Vec<ChangedItem<'_>> = group
+        // A setting changed: a change event cannot say so; the caller
+        // sends the whole environment from here on.
+        let Some(items) = group
             .iter()
-            .map(|c| ChangedItem {
-                kind: wire_kind(c.kind),
-                key: &c.key,
-                action: wire_action(c.action),
-                definition: c.after.as_ref(),
-                archived: archived(c),
+            .map(|c| {
+                Some(ChangedItem {
+                    kind: wire_kind(c.kind)?,
+                    key: &c.key,
+                    action: wire_action(c.action),
+                    definition: c.after.as_ref(),
+                    archived: archived(c),
+                })
             })
-            .collect();
+            .collect::<Option<Vec<ChangedItem<'_>>>>()
+        else {
+            break;
+        };
         out.push((
             version,
             Bytes::from(vexil_protocol::event::change_frame(version, &items)),

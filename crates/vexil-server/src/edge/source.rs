@@ -234,6 +234,7 @@ fn snapshot_of(upstream: &Upstream, plane: &Plane, f: &Arc<Followed>) -> Option<
         key,
         version: f.version(),
         created_at: 0,
+        bucketing: f.document().bucketing,
     };
     let label = format!("{}/{}", env.project_key, env.key);
     Some(EnvSnapshot::compiled(

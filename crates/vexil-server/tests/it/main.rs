@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod bucketing;
 mod connections;
 mod content_type;
 mod file_mode;

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use vexil_store::{Action, ChangeFilter, ErrorKind, ItemKind, Mutation, NewKey, Scope};
+use vexil_engine::model::Bucketing;
+use vexil_store::{
+    Action, BUCKETING_SETTING, ChangeFilter, ErrorKind, ItemKind, Mutation, NewKey, Scope,
+};
 use vexil_test_support::{TestStore, all};
 
 fn flag(key: &str, on: bool) -> Mutation {
@@ -326,6 +329,94 @@ async fn a_missing_project_is_named_as_such() {
                 .contains("environment `other` not found in project `p`"),
             "{}",
             e.message
+        );
+        t
+    })
+    .await;
+}
+
+fn bucketing(value: serde_json::Value) -> Mutation {
+    Mutation {
+        kind: ItemKind::Setting,
+        key: BUCKETING_SETTING.into(),
+        action: Action::Update,
+        before: Some(json!("concat")),
+        after: Some(value),
+        archived: false,
+    }
+}
+
+/// Issue 9: an environment's bucketing is a stored setting, changed by a
+/// commit like any item (versioned, logged, never an item itself).
+#[tokio::test]
+async fn bucketing_is_a_versioned_and_logged_environment_setting() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let name = t.name;
+        let p = s.create_project("p", "P", 1).await.unwrap();
+        let env = s.create_environment(p.id, "dev", "Dev", 1).await.unwrap();
+        s.create_environment(p.id, "prod", "Prod", 1).await.unwrap();
+        assert_eq!(env.bucketing, Bucketing::Concat, "{name}");
+        let v1 = s
+            .commit(
+                env.id,
+                0,
+                "alice",
+                &[flag("a", true), bucketing(json!("cbor"))],
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v1, 1);
+        let state = s.load(env.id).await.unwrap();
+        assert_eq!(state.env.bucketing, Bucketing::Cbor, "{name}");
+        assert_eq!(state.env.version, 1);
+        assert_eq!(state.items.len(), 1, "{name}: a setting is not an item");
+        assert_eq!(
+            s.environment("p", "dev").await.unwrap().bucketing,
+            Bucketing::Cbor
+        );
+        assert_eq!(
+            s.environments(Some(p.id)).await.unwrap()[1],
+            s.environment("p", "prod").await.unwrap()
+        );
+        assert_eq!(
+            s.environment("p", "prod").await.unwrap().bucketing,
+            Bucketing::Concat,
+            "{name}: other environments keep theirs"
+        );
+        let log = s.changes(env.id, &ChangeFilter::default()).await.unwrap();
+        let setting = log.iter().find(|c| c.kind == ItemKind::Setting).unwrap();
+        assert_eq!(
+            (setting.key.as_str(), setting.version, &setting.after),
+            ("bucketing", 1, &Some(json!("cbor"))),
+            "{name}"
+        );
+        // Unknown settings and values are refused alike, and change nothing.
+        for bad in [json!("murmur"), json!(1), serde_json::Value::Null] {
+            let err = s
+                .commit(env.id, 1, "bob", &[bucketing(bad)], 11)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Invalid, "{name}");
+        }
+        let mut unknown = bucketing(json!("cbor"));
+        unknown.key = "colour".into();
+        assert_eq!(
+            s.commit(env.id, 1, "bob", &[unknown], 11)
+                .await
+                .unwrap_err()
+                .kind,
+            ErrorKind::Invalid
+        );
+        let v2 = s
+            .commit(env.id, 1, "bob", &[bucketing(json!("concat"))], 12)
+            .await
+            .unwrap();
+        assert_eq!(v2, 2, "{name}");
+        assert_eq!(
+            s.load(env.id).await.unwrap().env.bucketing,
+            Bucketing::Concat
         );
         t
     })

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vexil_store::{ChangeFilter, ErrorKind, FileKeys, FileStore, Store};
+use vexil_engine::model::Bucketing;
+use vexil_store::{ChangeFilter, ErrorKind, FileKeys, FileStore, ItemKind, Store};
 
 fn keys() -> FileKeys {
     FileKeys {
@@ -71,4 +72,45 @@ async fn a_file_that_does_not_parse_is_refused_at_open() {
         .err()
         .expect("refused");
     assert!(e.message.contains("cannot read flag file"), "{e}");
+}
+
+/// Issue 9: a flag file's own `bucketing` is its environment's setting; a
+/// change of it alone is a new version with a `setting` log entry.
+#[tokio::test]
+async fn a_flag_files_bucketing_is_its_environments_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    let doc = |bucketing: &str| {
+        format!(
+            r#"{{"bucketing": "{bucketing}", "flags": {{"a": {{"variants": {{"on": true}}, "defaultServe": {{"variant": "on"}}}}}}}}"#
+        )
+    };
+    std::fs::write(&path, doc("cbor")).unwrap();
+    let store = FileStore::open(&path, &keys(), 1).unwrap();
+    let env = store.environment("default", "default").await.unwrap();
+    assert_eq!(env.bucketing, Bucketing::Cbor);
+    assert_eq!(
+        store.load(env.id).await.unwrap().env.bucketing,
+        Bucketing::Cbor
+    );
+    std::fs::write(&path, doc("concat")).unwrap();
+    assert!(store.refresh(2));
+    let state = store.load(env.id).await.unwrap();
+    assert_eq!(
+        (state.env.version, state.env.bucketing),
+        (2, Bucketing::Concat)
+    );
+    let log = store
+        .changes(env.id, &ChangeFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].kind, log[0].key.as_str(), log[0].after.clone()),
+        (
+            ItemKind::Setting,
+            "bucketing",
+            Some(serde_json::json!("concat"))
+        )
+    );
 }

@@ -8,9 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use vexil_store::{Action, Item, ItemKind, Mutation};
 
-use super::{
-    AppResult, St, admin_env, check_if_match, env_to_write, find, if_match, item_response,
-};
+use super::flagd_view::item_view_response;
+use super::{AppResult, St, admin_env, check_if_match, env_to_write, find, if_match};
 use crate::api::auth::Principal;
 use crate::api::extract::ApiJson;
 use crate::state::AppState;
@@ -89,7 +88,10 @@ where
             }])
         })
         .await?;
-    Ok(item_response(
+    Ok(item_view_response(
+        st,
+        &env,
+        &written.items,
         StatusCode::OK,
         find(&written.items, ItemKind::Flag, &key)?,
     ))
@@ -133,7 +135,10 @@ pub(super) async fn copy(
             }])
         })
         .await?;
-    Ok(item_response(
+    Ok(item_view_response(
+        &st,
+        &to,
+        &written.items,
         StatusCode::OK,
         find(&written.items, ItemKind::Flag, &key)?,
     ))

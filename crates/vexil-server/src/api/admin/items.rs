@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use vexil_engine::model::{FlagDef, SegmentDef};
 use vexil_store::{Action, Item, ItemKind, Mutation};
 
+use super::flagd_view::{availability, item_view_response};
 use super::{
-    AppResult, St, admin_env, check_if_match, env_to_write, find, if_match, item_json,
-    item_response, kind_name,
+    AppResult, St, admin_env, check_if_match, env_to_write, find, if_match, item_json, kind_name,
 };
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
@@ -96,8 +96,17 @@ pub(super) async fn list<K: Kind>(
     } else {
         None
     };
+    let mut views: Vec<Value> = page.iter().map(|i| item_json(i)).collect();
+    if kind == ItemKind::Flag {
+        let flagd = availability(&st, &state.env, &state.items, &page);
+        for (view, flagd) in views.iter_mut().zip(flagd) {
+            if let Some(flagd) = flagd {
+                view["flagdInProcess"] = flagd;
+            }
+        }
+    }
     Ok(Json(json!({
-        "items": page.iter().map(|i| item_json(i)).collect::<Vec<_>>(),
+        "items": views,
         "next": next,
         "version": state.env.version,
     })))
@@ -111,7 +120,13 @@ pub(super) async fn get<K: Kind>(
     let env = admin_env(&st, &who, &p, &e).await?;
     let state = st.store.load(env.id).await?;
     let item = find(&state.items, K::KIND, &key)?;
-    Ok(item_response(StatusCode::OK, item))
+    Ok(item_view_response(
+        &st,
+        &state.env,
+        &state.items,
+        StatusCode::OK,
+        item,
+    ))
 }
 
 /// Creates (`If-None-Match: *`) or replaces (`If-Match: "<version>"`) an item.
@@ -173,7 +188,10 @@ pub(super) async fn put<K: Kind>(
         })
         .await?;
     let item = find(&written.items, kind, &key)?;
-    Ok(item_response(
+    Ok(item_view_response(
+        &st,
+        &env,
+        &written.items,
         if create {
             StatusCode::CREATED
         } else {

@@ -6,6 +6,7 @@
 mod api_keys;
 mod audit;
 mod environments;
+mod flagd_view;
 mod flags;
 mod items;
 mod projects;
@@ -13,10 +14,8 @@ mod transfer;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vexil_store::{Environment, Item, ItemKind, Project};
 
@@ -50,6 +49,7 @@ pub(crate) fn routes() -> Table<Arc<AppState>> {
             environments::create,
         )
         .route(Method::GET, env, environments::get)
+        .route(Method::PATCH, env, environments::patch)
         .route(Method::GET, &format!("{env}/flags"), items::list::<Flags>)
         .route(Method::GET, &flag, items::get::<Flags>)
         .route(Method::PUT, &flag, items::put::<Flags>)
@@ -133,16 +133,6 @@ fn item_json(i: &Item) -> Value {
 
 fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-/// An item with its ETag.
-fn item_response(status: StatusCode, item: &Item) -> Response {
-    (
-        status,
-        [(header::ETAG, etag(item.version))],
-        Json(item_json(item)),
-    )
-        .into_response()
 }
 
 /// Authenticates an admin for the project and returns it.

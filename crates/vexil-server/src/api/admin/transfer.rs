@@ -1,5 +1,8 @@
-//! Export of an environment as a native document, and import of a native
-//! or flagd document (JSON or YAML), merged or replacing, with a dry run.
+//! Export of an environment as a native document (with its bucketing),
+//! and import of a native or flagd document (JSON or YAML), merged or
+//! replacing, with a dry run. An imported document's `bucketing: cbor`
+//! becomes the environment's setting; so does `concat` (the default) when
+//! replacing.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -8,8 +11,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use vexil_engine::model::Bucketing;
 use vexil_store::{Action, ItemKind, Mutation};
 
+use super::environments::bucketing_change;
 use super::{AppResult, St, admin_env, env_to_write, etag};
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
@@ -23,7 +28,7 @@ pub(super) async fn export(
 ) -> AppResult<Response> {
     let env = admin_env(&st, &who, &p, &e).await?;
     let state = st.store.load(env.id).await?;
-    let doc = document_of(state.items.iter())?;
+    let doc = document_of(state.items.iter(), state.env.bucketing)?;
     Ok(([(header::ETAG, etag(state.env.version))], Json(doc)).into_response())
 }
 
@@ -69,16 +74,22 @@ pub(super) async fn import(
         .map_err(|e| ApiError::invalid(e.problems()))?
         .into_native()
         .map_err(|p| ApiError::invalid(p.0))?;
-    if doc.bucketing != vexil_engine::model::Bucketing::default() {
-        return Err(ApiError::bad_request(
-            "unsupported_bucketing",
-            "this document uses `bucketing: cbor`; environments in the store use the default bucketing for now",
-        ));
-    }
+    // A merge keeps the environment's bucketing unless the document names
+    // the non-default one: a document without the field (any flagd one)
+    // says nothing about it.
+    let sets_bucketing =
+        params.mode == ImportMode::Replace || doc.bucketing != Bucketing::default();
     let desired = vexil_store::definitions_of(&doc)
         .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
     let plan = |state: &crate::control::EnvView<'_>| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();
+        if sets_bucketing {
+            mutations.extend(bucketing_change(
+                state.bucketing,
+                doc.bucketing,
+                Action::Import,
+            ));
+        }
         for (kind, key, def) in &desired {
             let current = state
                 .items
@@ -140,10 +151,15 @@ pub(super) async fn import(
             "unchanged": total - created.len() - updated.len(),
         })
     };
+    let bucketing = mutations
+        .iter()
+        .find(|m| m.kind == ItemKind::Setting)
+        .and_then(|m| m.after.clone());
     Ok(Json(json!({
         "dryRun": params.dry_run,
         "flags": summary(ItemKind::Flag),
         "segments": summary(ItemKind::Segment),
+        "bucketing": bucketing,
         "version": version,
     })))
 }

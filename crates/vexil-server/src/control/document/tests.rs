@@ -48,7 +48,7 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
         item(ItemKind::Flag, "a", flag(true), false),
         item(ItemKind::Segment, "s", json!({"rules": []}), false),
     ];
-    let doc = document_of(items.iter()).unwrap();
+    let doc = document_of(items.iter(), Bucketing::Concat).unwrap();
     assert_eq!(doc.flags.keys().collect::<Vec<_>>(), ["a", "b"]);
     let changes = [
         vec![mutation(ItemKind::Flag, "c", Some(flag(false)), false)],
@@ -63,7 +63,7 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
     ];
     for mutations in changes {
         let (after, doc_after) = apply(&items, &doc, &mutations, 2, 7).unwrap();
-        let expected = document_of(after.iter()).unwrap();
+        let expected = document_of(after.iter(), Bucketing::Concat).unwrap();
         assert_eq!(
             serde_json::to_value(&doc_after).unwrap(),
             serde_json::to_value(&expected).unwrap(),
@@ -75,6 +75,35 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
 #[test]
 fn a_definition_that_does_not_parse_is_named() {
     let items = [item(ItemKind::Flag, "x", json!({"nope": 1}), false)];
-    let e = document_of(items.iter()).unwrap_err();
+    let e = document_of(items.iter(), Bucketing::Concat).unwrap_err();
     assert!(e.message.contains("`x`"), "{e}");
+}
+
+/// Issue 9: a bucketing setting changes the document, not the items.
+#[test]
+fn a_bucketing_setting_changes_the_document_only() {
+    let items = vec![item(ItemKind::Flag, "a", flag(true), false)];
+    let doc = document_of(items.iter(), Bucketing::Concat).unwrap();
+    let set = Mutation {
+        kind: ItemKind::Setting,
+        key: vexil_store::BUCKETING_SETTING.to_owned(),
+        action: Action::Update,
+        before: Some(json!("concat")),
+        after: Some(json!("cbor")),
+        archived: false,
+    };
+    let (after, doc_after) = apply(&items, &doc, &[set], 2, 7).unwrap();
+    assert_eq!(*after, items);
+    assert_eq!(doc_after.bucketing, Bucketing::Cbor);
+    assert_eq!(doc_after.flags.len(), 1);
+    // Other changes keep the document's bucketing.
+    let (_, again) = apply(
+        &items,
+        &doc_after,
+        &[mutation(ItemKind::Flag, "b", Some(flag(false)), false)],
+        3,
+        8,
+    )
+    .unwrap();
+    assert_eq!(again.bucketing, Bucketing::Cbor);
 }
