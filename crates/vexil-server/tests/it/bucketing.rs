@@ -96,6 +96,11 @@ async fn bucketing_is_an_environment_setting_written_like_any_change() {
             )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+        // Absent means unchanged; null is not a scheme (found by schemathesis).
+        let (st, _, bad) = s
+            .admin(Method::PATCH, ENV, Some(&json!({"bucketing": null})), &[])
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
         let (st, _, env) = s
             .admin(Method::PATCH, ENV, Some(&json!({"bucketing": "cbor"})), &[])
             .await;

@@ -23,8 +23,15 @@ fn env_json(e: &Environment) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EnvPatch {
-    /// How rollouts hash: `concat` or `cbor`.
+    /// How rollouts hash: `concat` or `cbor` (absent: unchanged; `null`
+    /// is refused, as the description says).
+    #[serde(default, deserialize_with = "present")]
     bucketing: Option<Bucketing>,
+}
+
+/// A field that may be absent but not `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Bucketing>, D::Error> {
+    Bucketing::deserialize(d).map(Some)
 }
 
 /// The mutation that moves an environment's bucketing from `from` to
