@@ -61,6 +61,18 @@ impl fmt::Display for Config {
             "  admin rate      {} per key",
             rate(self.rate_limit_admin)
         )?;
+        writeln!(
+            f,
+            "  ui sessions     idle {} s, at most {} s, {} kept, cookie{}",
+            self.ui.idle.as_secs(),
+            self.ui.absolute.as_secs(),
+            self.ui.max_sessions,
+            if self.ui.secure_cookie {
+                " Secure"
+            } else {
+                " not Secure"
+            }
+        )?;
         plane(f, &self.plane)
     }
 }
