@@ -38,37 +38,16 @@ fn snapshot_inner(plane: &Plane, headers: &HeaderMap) -> Response {
         Err(resp) => return *resp,
     };
     let etag = format!("\"{}\"", env.env.version);
-    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut resp = if matches {
-        let mut r = Response::new(Body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        let mut r = Response::new(Body::from(env.document.clone()));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    };
-    let h = resp.headers_mut();
-    h.insert(header::ETAG, etag_value);
     // Shared caches may keep it but must revalidate; the key is part of
     // the request, so cache per key.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0, must-revalidate"),
-    );
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Authorization, X-API-Key"),
+    let mut resp = conditional(
+        headers,
+        &etag,
+        env.document.clone(),
+        "public, max-age=0, must-revalidate",
     );
     if let Ok(v) = HeaderValue::from_str(&env.env.version.to_string()) {
-        h.insert("x-vexil-version", v);
+        resp.headers_mut().insert("x-vexil-version", v);
     }
     resp
 }
@@ -86,6 +65,17 @@ pub(super) async fn keys(State(plane): State<Arc<Plane>>, headers: HeaderMap) ->
     vexil_protocol::json::write(&mut body, &plane.keys_event(&env));
     let digest = keys::digest_bytes(&body);
     let etag = format!("\"{}\"", keys::hex(&digest[..12]));
+    conditional(&headers, &etag, Bytes::from(body), "no-cache")
+}
+
+/// A JSON body under `etag`, or `304` when `If-None-Match` names it (or
+/// `*`); cached per key (`Vary`) with `cache_control`.
+fn conditional(
+    headers: &HeaderMap,
+    etag: &str,
+    body: Bytes,
+    cache_control: &'static str,
+) -> Response {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -103,10 +93,13 @@ pub(super) async fn keys(State(plane): State<Arc<Plane>>, headers: HeaderMap) ->
         r
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     h.insert(
         header::VARY,
         HeaderValue::from_static("Authorization, X-API-Key"),
