@@ -277,6 +277,55 @@ test('create a segment, add a member and a rule, save', async () => {
   await context.close();
 });
 
+test('a segment: problems from the API at their field; a concurrent change gets the conflict view', async () => {
+  const segment = `${BASE}/ui/#/p/default/e/development/segments/beta-testers`;
+  const a = await newPage();
+  const b = await newPage();
+  await signIn(a.page);
+  await signIn(b.page);
+  // A problem the server finds is shown beside the control it is about.
+  await b.page.goto(segment);
+  await b.page.getByLabel('Clause 1: attribute').waitFor();
+  await b.page.getByLabel('operator').selectOption('lt');
+  await b.page.getByLabel('values').fill('not-a-number');
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await b.page.getByText('The server refused the change:').waitFor();
+  const values = b.page.getByLabel('values');
+  assert.equal(await values.getAttribute('aria-invalid'), 'true');
+  const described = b.page.locator(`#${await values.getAttribute('aria-describedby')}`);
+  assert.match(await described.innerText(), /number/);
+  assert.equal((await admin('GET', `${DEV}/segments/beta-testers`)).body.definition.rules[0].clauses[0].op, 'endsWith', 'nothing saved');
+  await b.page.getByLabel('operator').selectOption('endsWith');
+  await b.page.getByLabel('values').fill('@example.com');
+  assert.equal(await values.getAttribute('aria-invalid'), null, 'editing the field takes the mark away');
+  // Both open the segment; A saves first; B gets the conflict view.
+  await b.page.getByLabel('Excluded targeting keys').fill('user-9');
+  await a.page.goto(segment);
+  await a.page.getByLabel('Description').fill('People who try things first');
+  await a.page.getByRole('button', { name: 'Review and save…' }).click();
+  await a.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await a.page.getByText(/Saved: version/).waitFor();
+  await b.page.locator('#stale-warning').waitFor();
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  const conflict = b.page.locator('#conflict');
+  await conflict.getByText('Someone else saved this segment first').waitFor();
+  await conflict.locator('.diff .add', { hasText: 'People who try things first' }).waitFor();
+  await conflict.getByRole('button', { name: 'Re-apply my edits on their version' }).click();
+  assert.equal(await b.page.getByLabel('Description').inputValue(), 'People who try things first');
+  assert.equal(await b.page.getByLabel('Excluded targeting keys').inputValue(), 'user-9');
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await b.page.getByText(/Saved: version/).waitFor();
+  const def = (await admin('GET', `${DEV}/segments/beta-testers`)).body.definition;
+  assert.equal(def.description, 'People who try things first', 'their change kept');
+  assert.deepEqual(def.excluded, ['user-9'], 'my change applied');
+  assert.deepEqual(def.included, ['user-7', 'user-8']);
+  await a.context.close();
+  await b.context.close();
+});
+
 test('the playground explains a rule match and a rollout', async () => {
   const { context, page } = await newPage();
   await signIn(page);
@@ -344,6 +393,7 @@ test('axe-core finds no serious or critical violations', async () => {
     ['audit', '#/p/default/e/development/audit', 'ol.audit'],
     ['keys', '#/keys', 'table'],
     ['playground', '#/p/default/e/development/playground', 'form'],
+    ['segment', '#/p/default/e/development/segments/beta-testers', '#save'],
   ]) {
     await page.goto(`${BASE}/ui/${hash}`);
     await page.locator(ready).first().waitFor();
