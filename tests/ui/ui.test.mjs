@@ -341,6 +341,32 @@ test('the playground explains a rule match and a rollout', async () => {
   assert.match(text, /plan in \["pro","enterprise"\] — context has "pro": holds/);
   assert.match(text, /country notIn \["US"\] — context has "NL": holds/);
   assert.match(text, /decided by rule 1/);
+  // The JSON shows as attribute rows, and rows entered by keyboard give
+  // the same context and the same explained result.
+  assert.equal(await page.getByLabel('Targeting key').inputValue(), 'user-1');
+  assert.equal(await page.getByLabel('Attribute 1 name').inputValue(), 'plan');
+  assert.equal(await page.getByLabel('Attribute 2 value').inputValue(), 'NL');
+  await page.getByLabel('Context (JSON)').fill('{}');
+  assert.equal(await page.getByLabel('Targeting key').inputValue(), '');
+  assert.equal(await page.getByLabel('Attribute 1 name').count(), 0);
+  await page.getByLabel('Targeting key').fill('user-1');
+  for (const [name, value] of [['plan', 'pro'], ['country', 'NL'], ['age', '42']]) {
+    await page.getByRole('button', { name: 'Add attribute' }).focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.type(name);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(value);
+  }
+  await page.getByRole('button', { name: 'Remove attribute 3' }).click();
+  assert.deepEqual(JSON.parse(await page.getByLabel('Context (JSON)').inputValue()), context1);
+  await page.evaluate(() => document.getElementById('results').replaceChildren());
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  await page.locator('section[data-flag="checkout"]').waitFor();
+  assert.equal(await page.locator('section[data-flag="checkout"]').innerText(), text, 'the same result as from the JSON');
+  await page.getByLabel('Attribute 2 value').fill('42');
+  assert.deepEqual(JSON.parse(await page.getByLabel('Context (JSON)').inputValue()), { ...context1, country: 42 }, 'a value that reads as JSON');
+  await page.getByLabel('Attribute 2 value').fill('NL');
+  await page.getByLabel('Attribute 2 value').blur();
   await shot(page, 'playground');
   await page.getByLabel('Context (JSON)').fill(JSON.stringify({ targetingKey: 'user-2', plan: 'free' }));
   await page.getByRole('button', { name: 'Evaluate' }).click();
