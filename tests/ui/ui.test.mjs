@@ -277,6 +277,55 @@ test('create a segment, add a member and a rule, save', async () => {
   await context.close();
 });
 
+test('a segment: problems from the API at their field; a concurrent change gets the conflict view', async () => {
+  const segment = `${BASE}/ui/#/p/default/e/development/segments/beta-testers`;
+  const a = await newPage();
+  const b = await newPage();
+  await signIn(a.page);
+  await signIn(b.page);
+  // A problem the server finds is shown beside the control it is about.
+  await b.page.goto(segment);
+  await b.page.getByLabel('Clause 1: attribute').waitFor();
+  await b.page.getByLabel('operator').selectOption('lt');
+  await b.page.getByLabel('values').fill('not-a-number');
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await b.page.getByText('The server refused the change:').waitFor();
+  const values = b.page.getByLabel('values');
+  assert.equal(await values.getAttribute('aria-invalid'), 'true');
+  const described = b.page.locator(`#${await values.getAttribute('aria-describedby')}`);
+  assert.match(await described.innerText(), /number/);
+  assert.equal((await admin('GET', `${DEV}/segments/beta-testers`)).body.definition.rules[0].clauses[0].op, 'endsWith', 'nothing saved');
+  await b.page.getByLabel('operator').selectOption('endsWith');
+  await b.page.getByLabel('values').fill('@example.com');
+  assert.equal(await values.getAttribute('aria-invalid'), null, 'editing the field takes the mark away');
+  // Both open the segment; A saves first; B gets the conflict view.
+  await b.page.getByLabel('Excluded targeting keys').fill('user-9');
+  await a.page.goto(segment);
+  await a.page.getByLabel('Description').fill('People who try things first');
+  await a.page.getByRole('button', { name: 'Review and save…' }).click();
+  await a.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await a.page.getByText(/Saved: version/).waitFor();
+  await b.page.locator('#stale-warning').waitFor();
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  const conflict = b.page.locator('#conflict');
+  await conflict.getByText('Someone else saved this segment first').waitFor();
+  await conflict.locator('.diff .add', { hasText: 'People who try things first' }).waitFor();
+  await conflict.getByRole('button', { name: 'Re-apply my edits on their version' }).click();
+  assert.equal(await b.page.getByLabel('Description').inputValue(), 'People who try things first');
+  assert.equal(await b.page.getByLabel('Excluded targeting keys').inputValue(), 'user-9');
+  await b.page.getByRole('button', { name: 'Review and save…' }).click();
+  await b.page.getByRole('dialog').getByRole('button', { name: 'Save' }).click();
+  await b.page.getByText(/Saved: version/).waitFor();
+  const def = (await admin('GET', `${DEV}/segments/beta-testers`)).body.definition;
+  assert.equal(def.description, 'People who try things first', 'their change kept');
+  assert.deepEqual(def.excluded, ['user-9'], 'my change applied');
+  assert.deepEqual(def.included, ['user-7', 'user-8']);
+  await a.context.close();
+  await b.context.close();
+});
+
 test('the playground explains a rule match and a rollout', async () => {
   const { context, page } = await newPage();
   await signIn(page);
@@ -292,6 +341,32 @@ test('the playground explains a rule match and a rollout', async () => {
   assert.match(text, /plan in \["pro","enterprise"\] — context has "pro": holds/);
   assert.match(text, /country notIn \["US"\] — context has "NL": holds/);
   assert.match(text, /decided by rule 1/);
+  // The JSON shows as attribute rows, and rows entered by keyboard give
+  // the same context and the same explained result.
+  assert.equal(await page.getByLabel('Targeting key').inputValue(), 'user-1');
+  assert.equal(await page.getByLabel('Attribute 1 name').inputValue(), 'plan');
+  assert.equal(await page.getByLabel('Attribute 2 value').inputValue(), 'NL');
+  await page.getByLabel('Context (JSON)').fill('{}');
+  assert.equal(await page.getByLabel('Targeting key').inputValue(), '');
+  assert.equal(await page.getByLabel('Attribute 1 name').count(), 0);
+  await page.getByLabel('Targeting key').fill('user-1');
+  for (const [name, value] of [['plan', 'pro'], ['country', 'NL'], ['age', '42']]) {
+    await page.getByRole('button', { name: 'Add attribute' }).focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.type(name);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(value);
+  }
+  await page.getByRole('button', { name: 'Remove attribute 3' }).click();
+  assert.deepEqual(JSON.parse(await page.getByLabel('Context (JSON)').inputValue()), context1);
+  await page.evaluate(() => document.getElementById('results').replaceChildren());
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  await page.locator('section[data-flag="checkout"]').waitFor();
+  assert.equal(await page.locator('section[data-flag="checkout"]').innerText(), text, 'the same result as from the JSON');
+  await page.getByLabel('Attribute 2 value').fill('42');
+  assert.deepEqual(JSON.parse(await page.getByLabel('Context (JSON)').inputValue()), { ...context1, country: 42 }, 'a value that reads as JSON');
+  await page.getByLabel('Attribute 2 value').fill('NL');
+  await page.getByLabel('Attribute 2 value').blur();
   await shot(page, 'playground');
   await page.getByLabel('Context (JSON)').fill(JSON.stringify({ targetingKey: 'user-2', plan: 'free' }));
   await page.getByRole('button', { name: 'Evaluate' }).click();
@@ -330,6 +405,52 @@ test('a change made through the API appears on open pages without reload', async
   await context.close();
 });
 
+test('the list shows the state in other environments of flags beyond the first 500', async () => {
+  // 600 flags in both environments, sorting after the others; the last
+  // is on in production only, and tagged in development.
+  const bulk = (enabled, last) => ({
+    flags: Object.fromEntries(Array.from({ length: 600 }, (_, i) => {
+      const key = `zbulk-${String(i).padStart(3, '0')}`;
+      const def = { variants: { on: true, off: false }, offVariant: 'off', defaultServe: { variant: 'on' }, enabled: false };
+      return [key, i === 599 ? { ...def, ...last } : def];
+    })),
+  });
+  assert.equal((await admin('POST', `${DEV}/import`, bulk(false, { tags: ['far'] }))).status, 200);
+  assert.equal((await admin('POST', `${PROD}/import`, bulk(false, { enabled: true }))).status, 200);
+  const { context, page } = await newPage();
+  await signIn(page);
+  await page.getByText('Page 1: 20 flags').waitFor();
+  const reads = [];
+  page.on('request', (r) => { if (r.url().includes('/environments/production/flags')) reads.push(r.url()); });
+  await page.getByLabel('Tag').fill('far');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const row = page.getByRole('row', { name: /zbulk-599/ });
+  await row.waitFor();
+  await page.getByText('Page 1: 1 flag').waitFor();
+  const cells = await row.getByRole('cell').allInnerTexts();
+  assert.deepEqual(cells.slice(2, 4).map((c) => c.trim()), ['off', 'on'], 'development off, production on');
+  // Production is read as a list, 500 a request, on to the page's last
+  // key, never flag by flag (the list may load again when its live
+  // events connect, hence no exact count).
+  assert.ok(reads.every((u) => u.includes('/flags?limit=500')), reads.join(' '));
+  const second = reads.filter((u) => u.includes('after='));
+  assert.ok(second.length >= 1 && second.every((u) => u.endsWith('after=zbulk-498')), reads.join(' '));
+  // The last page of the unfiltered list too (20 a page: zbulk-580 on).
+  await page.getByLabel('Tag').fill('');
+  await page.getByLabel('Search by key').fill('zbulk');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  for (let i = 0; i < 29; i += 1) {
+    await page.getByText(`Page ${i + 1}:`).waitFor();
+    await page.getByRole('button', { name: 'Next page' }).click();
+  }
+  await page.getByText('Page 30: 20 flags').waitFor();
+  const last = await page.getByRole('row', { name: /zbulk-599/ }).getByRole('cell').allInnerTexts();
+  assert.deepEqual(last.slice(2, 4).map((c) => c.trim()), ['off', 'on']);
+  const other = await page.getByRole('row', { name: /zbulk-598/ }).getByRole('cell').allInnerTexts();
+  assert.deepEqual(other.slice(2, 4).map((c) => c.trim()), ['off', 'off']);
+  await context.close();
+});
+
 test('axe-core finds no serious or critical violations', async () => {
   const { context, page } = await newPage();
   await page.goto(`${BASE}/ui/`);
@@ -344,6 +465,7 @@ test('axe-core finds no serious or critical violations', async () => {
     ['audit', '#/p/default/e/development/audit', 'ol.audit'],
     ['keys', '#/keys', 'table'],
     ['playground', '#/p/default/e/development/playground', 'form'],
+    ['segment', '#/p/default/e/development/segments/beta-testers', '#save'],
   ]) {
     await page.goto(`${BASE}/ui/${hash}`);
     await page.locator(ready).first().waitFor();

@@ -4,32 +4,16 @@
 // confirmation in production, live updates, and the flag's audit log.
 
 import { call, paths } from './api.js';
-import { h, fill, field, show, modal, confirmAction, diffView, announce, pretty } from './dom.js';
+import { h, fill, field, show, confirmAction, announce, pretty } from './dom.js';
 import { variantsEditor, targetsEditor, prerequisitesEditor, rulesEditor, serveEditor, flagType } from './rules.js';
 import { auditList, loadChanges } from './audit.js';
+import { same, escapeToken, notices, reviewChange, placeProblems, showConflict } from './edit.js';
 
 const clone = (v) => structuredClone(v);
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 /** Whether an environment is production (by key or name). */
 export function isProduction(envInfo, envKey) {
   return envKey === 'production' || /\bproduction\b/i.test(envInfo?.name || '');
-}
-
-/** The JSON pointer escaping of one token. */
-const escapeToken = (t) => t.replace(/~/g, '~0').replace(/\//g, '~1');
-
-/**
- * Applies my changes (mine against base, field by field) on top of theirs:
- * the fields I did not touch take their value.
- */
-export function reapply(base, mine, theirs) {
-  const out = clone(theirs);
-  for (const k of new Set([...Object.keys(base), ...Object.keys(mine)])) {
-    if (same(base[k], mine[k])) continue;
-    if (mine[k] === undefined) delete out[k]; else out[k] = clone(mine[k]);
-  }
-  return out;
 }
 
 export async function flagPage(ctx, key) {
@@ -39,7 +23,7 @@ export async function flagPage(ctx, key) {
   let def = null; // the definition being edited
   let dirty = false;
   const badJson = new Set();
-  const notices = h('div', { id: 'notices' });
+  const { el: noticeBox, notice } = notices();
   const root = h('div');
   const saveButton = h('button', { type: 'button', class: 'primary', id: 'save' }, 'Review and save…');
   const discardButton = h('button', { type: 'button', id: 'discard' }, 'Discard edits');
@@ -48,12 +32,6 @@ export async function flagPage(ctx, key) {
     dirty = !same(def, base.definition);
     saveButton.disabled = !dirty || badJson.size > 0;
     discardButton.disabled = !dirty;
-  };
-
-  const notice = (cls, ...content) => {
-    const el = h('div', { class: `banner ${cls}`, role: cls === 'bad' ? 'alert' : 'status' }, content);
-    fill(notices, el);
-    return el;
   };
 
   async function load(message) {
@@ -115,7 +93,7 @@ export async function flagPage(ctx, key) {
         h('span', { class: 'muted', id: 'version' }, `version ${base.version}`)),
       h('div', { class: 'row' }, toggle, archive,
         h('a', { href: `#/p/${project}/e/${env}/flags` }, 'Back to the list')),
-      notices,
+      noticeBox,
       h('section', { class: 'panel', 'aria-labelledby': 'details-h' }, h('h2', { id: 'details-h' }, 'Details'),
         field('Description', description), field('Tags (comma separated)', tags), field('Kind', kind),
         h('p', { class: 'muted' }, `Type: ${flagType(def)}`)),
@@ -158,63 +136,26 @@ export async function flagPage(ctx, key) {
     announce(`${key} turned ${on ? 'on' : 'off'}`);
   }
 
-  function showProblems(problems) {
-    const prefix = `/flags/${escapeToken(key)}`;
-    const fields = [...root.querySelectorAll('[data-pointer]')];
-    const summary = [];
-    for (const p of problems) {
-      const rel = p.pointer.startsWith(prefix) ? p.pointer.slice(prefix.length) || '/' : p.pointer;
-      let best = null;
-      for (const el of fields) {
-        const fp = el.dataset.pointer;
-        if ((rel === fp || rel.startsWith(`${fp}/`)) && (!best || fp.length > best.dataset.pointer.length)) best = el;
-      }
-      summary.push(h('li', {}, h('code', {}, rel), ` ${p.message}`));
-      if (best) {
-        const id = `problem-${summary.length}`;
-        const msg = h('p', { class: 'problem', id, dataset: { problem: rel } }, p.message);
-        if (best.matches('input, select, textarea')) {
-          best.setAttribute('aria-invalid', 'true');
-          best.setAttribute('aria-describedby', id);
-          const holder = best.closest('.field');
-          if (holder) holder.append(msg); else best.after(msg);
-        } else best.prepend(msg);
-      }
-    }
-    notice('bad', h('p', {}, 'The server refused the change:'), h('ul', {}, summary));
-  }
-
   async function save() {
-    const before = base.definition;
     const after = clone(def);
-    const ok = await modal(`Save "${key}"?`, h('div', {}, h('p', {}, `Your changes against version ${base.version}:`), diffView(before, after, 'Your changes')), [
-      { label: 'Cancel', value: false }, { label: 'Save', value: true, class: 'primary' }]);
-    if (!ok) return;
+    if (!(await reviewChange(`Save "${key}"?`, base, after))) return;
     const r = await call('PUT', url, after, { 'If-Match': `"${base.version}"` });
     if (r.ok) {
       base = r.body; def = clone(base.definition); dirty = false;
       render(); notice('ok', `Saved: version ${base.version}.`); announce('Saved');
-    } else if (r.status === 412) await conflict(after);
-    else if (r.status === 422) { render(); showProblems(r.body.problems || []); }
-    else notice('bad', r.body?.message || `refused (${r.status})`);
-  }
-
-  async function conflict(mine) {
-    const r = await call('GET', url);
-    if (!r.ok) { notice('bad', 'Someone else changed this flag, and it cannot be read now.'); return; }
-    const theirs = r.body;
-    const view = notice('bad', h('h2', {}, 'Someone else saved this flag first'),
-      h('p', {}, `You edited version ${base.version}; it is now at version ${theirs.version}. What they changed:`),
-      diffView(base.definition, theirs.definition, 'What the other person changed'),
-      h('div', { class: 'row' },
-        h('button', { type: 'button', id: 'conflict-reload', onclick: () => load('Reloaded: your edits were discarded.') }, 'Reload (discard my edits)'),
-        h('button', { type: 'button', class: 'primary', id: 'conflict-reapply', onclick: () => {
-          const merged = reapply(base.definition, mine, theirs.definition);
-          base = theirs; def = merged; render(); changed();
+    } else if (r.status === 412) {
+      await showConflict({
+        url, noun: 'flag', base, mine: after, notice,
+        reload: () => load('Reloaded: your edits were discarded.'),
+        adopt: (theirs, merged) => {
+          base = theirs; def = merged; render();
           notice('', 'Your edits were applied to the current version. Review and save again.');
-        } }, 'Re-apply my edits on their version')));
-    view.id = 'conflict';
-    view.querySelector('button').focus();
+        },
+      });
+    } else if (r.status === 422) {
+      render();
+      notice('bad', h('p', {}, 'The server refused the change:'), placeProblems(root, `/flags/${escapeToken(key)}`, r.body.problems || []));
+    } else notice('bad', r.body?.message || `refused (${r.status})`);
   }
 
   saveButton.addEventListener('click', save);

@@ -7,6 +7,35 @@ import { h, fill, field, show, announce } from './dom.js';
 
 const PAGE = 20;
 
+/**
+ * The on/off state in another environment of the flags whose keys are
+ * after `after` (exclusive; null: from the first) up to `last` (inclusive):
+ * the keys of one page of the list, which is in key order. That range of
+ * the other environment is read 500 flags a request, so a page takes one
+ * request per environment unless the other has many more flags in the
+ * range (a tag filter matching few flags). The key search narrows the
+ * range alike in every environment; a tag does not (tags are set per
+ * environment). A flag the other environment lacks, or has archived while
+ * the list shows live flags (or the other way round), has no state there.
+ */
+async function statesIn(project, env, after, last, { q, archived }) {
+  const states = new Map();
+  let from = after;
+  while (last !== undefined) {
+    const params = new URLSearchParams({ limit: '500' });
+    if (q) params.set('q', q);
+    if (archived) params.set('archived', 'true');
+    if (from) params.set('after', from);
+    const r = await call('GET', `${paths.flags(project, env)}?${params}`);
+    if (!r.ok) break;
+    for (const item of r.body.items) states.set(item.key, item.definition.enabled !== false);
+    // Keys are ASCII, so JavaScript orders them as the server does.
+    if (!r.body.next || r.body.next >= last) break;
+    from = r.body.next;
+  }
+  return states;
+}
+
 export async function flagList(ctx) {
   const { project, env } = ctx;
   const q = h('input', { type: 'search', name: 'q', placeholder: 'part of a key' });
@@ -27,12 +56,8 @@ export async function flagList(ctx) {
     // The state of each listed flag in every environment of the project.
     const states = {};
     await Promise.all(ctx.envs.map(async (e) => {
-      const p = new URLSearchParams({ limit: '500' });
-      if (archived.checked) p.set('archived', 'true');
-      if (q.value.trim()) p.set('q', q.value.trim());
-      const r = await call('GET', `${paths.flags(project, e.key)}?${p}`);
-      states[e.key] = {};
-      for (const item of r.body?.items || []) states[e.key][item.key] = item.definition.enabled !== false;
+      states[e.key] = e.key === env ? new Map(page.items.map((i) => [i.key, i.definition.enabled !== false]))
+        : await statesIn(project, e.key, cursors[pageNo], page.items.at(-1)?.key, { q: q.value.trim(), archived: archived.checked });
     }));
     cursors[pageNo + 1] = page.next;
     const rows = page.items.map((item) => {
@@ -42,7 +67,7 @@ export async function flagList(ctx) {
           d.description ? h('div', { class: 'muted' }, d.description) : null),
         h('td', {}, (d.tags || []).map((t) => h('span', { class: 'pill tag' }, t)), ' '),
         ctx.envs.map((e) => {
-          const on = states[e.key]?.[item.key];
+          const on = states[e.key]?.get(item.key);
           return h('td', {}, on === undefined ? h('span', { class: 'muted' }, '—')
             : h('span', { class: `pill ${on ? 'on' : 'off'}` }, on ? 'on' : 'off'));
         }),

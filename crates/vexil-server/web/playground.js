@@ -1,9 +1,10 @@
-// The evaluate playground: a context in, every flag's value, variant and
-// reason out, with the trace of why (targets, each rule and clause with
-// its outcome, segments, prerequisites, the rollout bucket).
+// The evaluate playground: a context in (as JSON, or as attribute rows
+// kept in sync with it), every flag's value, variant and reason out, with
+// the trace of why (targets, each rule and clause with its outcome,
+// segments, prerequisites, the rollout bucket).
 
 import { call, paths } from './api.js';
-import { h, fill, field, show } from './dom.js';
+import { h, fill, field, show, pretty } from './dom.js';
 
 const EXAMPLE = { targetingKey: 'user-42', email: 'ada@example.com', plan: 'pro', country: 'NL' };
 
@@ -49,20 +50,122 @@ function stepView(s) {
   }
 }
 
+/** A value as a row shows it: text as it is, unless it would read as JSON; other values as JSON. */
+function valueText(v) {
+  if (typeof v !== 'string') return JSON.stringify(v);
+  try { JSON.parse(v); return JSON.stringify(v); } catch { return v; }
+}
+
+/** A row's value: JSON when it reads as JSON (42, true, "quoted", [...]), else the text. */
+function parseValue(text) {
+  try { return JSON.parse(text); } catch { return text; }
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The context as a targeting key and attribute rows (name, value), kept
+ * in sync with the JSON text area: editing a row rewrites the JSON, and
+ * editing the JSON (when it is a valid object) redraws the rows.
+ */
+function attributeRows(jsonArea, onJsonWritten) {
+  let rows = [];
+  const targetingKey = h('input', { type: 'text', id: 'targeting-key', autocomplete: 'off' });
+  const list = h('div', { class: 'attrs' });
+  const note = h('p', { class: 'muted', id: 'attrs-note' });
+  const add = h('button', { type: 'button' }, 'Add attribute');
+
+  const toContext = () => {
+    const out = {};
+    if (targetingKey.value !== '') out.targetingKey = targetingKey.value;
+    for (const r of rows) if (r.name.trim() !== '') out[r.name.trim()] = parseValue(r.value);
+    return out;
+  };
+
+  /** Marks names given twice (the last one counts, as in JSON). */
+  const markDuplicates = () => {
+    const seen = new Set(targetingKey.value !== '' ? ['targetingKey'] : []);
+    let dup = false;
+    [...list.querySelectorAll('input[data-name]')].reverse().forEach((input) => {
+      const name = input.value.trim();
+      const twice = name !== '' && seen.has(name);
+      seen.add(name);
+      dup ||= twice;
+      if (twice) { input.setAttribute('aria-invalid', 'true'); input.setAttribute('aria-describedby', note.id); } else {
+        input.removeAttribute('aria-invalid'); input.removeAttribute('aria-describedby');
+      }
+    });
+    note.textContent = dup ? 'A name is given twice: the last one counts.' : '';
+  };
+
+  const writeJson = () => {
+    jsonArea.value = pretty(toContext());
+    markDuplicates();
+    onJsonWritten();
+  };
+
+  const draw = (focus) => {
+    // Column names for the eye; each input has its own label.
+    const head = rows.length ? h('div', { class: 'row head', 'aria-hidden': 'true' }, h('span', {}, 'Name'), h('span', {}, 'Value')) : null;
+    fill(list, head, rows.map((r, i) => {
+      const n = i + 1;
+      const name = h('input', { type: 'text', value: r.name, placeholder: 'name', 'aria-label': `Attribute ${n} name`, dataset: { name: '' }, autocomplete: 'off' });
+      const value = h('input', { type: 'text', value: r.value, placeholder: 'value', 'aria-label': `Attribute ${n} value`, autocomplete: 'off' });
+      name.addEventListener('input', () => { r.name = name.value; writeJson(); });
+      value.addEventListener('input', () => { r.value = value.value; writeJson(); });
+      const remove = h('button', { type: 'button', class: 'danger', 'aria-label': `Remove attribute ${n}`, onclick: () => {
+        rows.splice(i, 1); draw(i < rows.length ? i : 'add'); writeJson();
+      } }, 'Remove');
+      return h('div', { class: 'row', role: 'group', 'aria-label': `Attribute ${n}` }, name, value, remove);
+    }));
+    markDuplicates();
+    if (focus === 'add') add.focus();
+    else if (focus !== undefined) list.querySelectorAll('input[data-name]')[focus]?.focus();
+  };
+
+  /** Shows a context read from the JSON. */
+  const read = (context) => {
+    const tk = typeof context.targetingKey === 'string' ? context.targetingKey : '';
+    targetingKey.value = tk;
+    rows = Object.entries(context)
+      .filter(([k]) => !(k === 'targetingKey' && typeof context.targetingKey === 'string'))
+      .map(([k, v]) => ({ name: k, value: valueText(v) }));
+    draw();
+  };
+
+  targetingKey.addEventListener('input', writeJson);
+  add.addEventListener('click', () => { rows.push({ name: '', value: '' }); draw(rows.length - 1); });
+  jsonArea.addEventListener('input', () => {
+    let parsed;
+    try { parsed = JSON.parse(jsonArea.value); } catch { parsed = undefined; }
+    if (isObject(parsed)) read(parsed);
+    else note.textContent = 'The JSON is not a valid object yet: the rows show the last one that was.';
+  });
+
+  const el = h('fieldset', { class: 'attributes' }, h('legend', {}, 'Context as attributes'),
+    field('Targeting key', targetingKey),
+    list, add, note,
+    h('p', { class: 'muted' }, 'A value that reads as JSON (42, true, "quoted", ["a", "b"]) is that value; anything else is text.'));
+  return { el, read };
+}
+
 export async function playground(ctx) {
   const { project, env } = ctx;
   const context = h('textarea', { rows: '8', id: 'context', 'aria-describedby': 'context-error' }, JSON.stringify(EXAMPLE, null, 2));
   const only = h('input', { type: 'text', id: 'only-flags', placeholder: 'all flags' });
   const error = h('p', { class: 'problem', id: 'context-error', role: 'alert' });
   const results = h('div', { id: 'results', 'aria-live': 'polite' });
+  const clearError = () => { context.removeAttribute('aria-invalid'); error.textContent = ''; };
+  const attributes = attributeRows(context, clearError);
+  attributes.read(EXAMPLE);
   const form = h('form', { class: 'panel' },
-    field('Context (JSON)', context), error,
+    h('div', { class: 'context' }, h('div', {}, field('Context (JSON)', context), error), attributes.el),
     field('Only these flags (comma separated)', only),
     h('button', { type: 'submit', class: 'primary' }, 'Evaluate'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     let parsed;
-    try { parsed = JSON.parse(context.value); context.removeAttribute('aria-invalid'); error.textContent = ''; } catch (e) {
+    try { parsed = JSON.parse(context.value); clearError(); } catch (e) {
       context.setAttribute('aria-invalid', 'true'); error.textContent = `Not valid JSON: ${e.message}`; return;
     }
     const body = { context: parsed };

@@ -1,14 +1,14 @@
 // Segments: the list of an environment's segments, and one segment's
 // editor (description, included and excluded keys, rules with the clause
-// builder), saved after a diff with the same conflict and problem handling
-// as flags.
+// builder), saved after a diff with the flag page's problem and conflict
+// handling (edit.js).
 
 import { call, must, paths } from './api.js';
-import { h, fill, field, show, modal, diffView, announce } from './dom.js';
+import { h, fill, field, show, announce } from './dom.js';
 import { clauseEditor } from './rules.js';
+import { same, escapeToken, notices, reviewChange, placeProblems, showConflict } from './edit.js';
 
 const clone = (v) => structuredClone(v);
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const segmentsUrl = (p, e) => `${paths.env(p, e)}/segments`;
 
 export async function segmentList(ctx) {
@@ -48,13 +48,13 @@ export async function segmentList(ctx) {
 export async function segmentPage(ctx, key) {
   const { project, env } = ctx;
   const url = `${segmentsUrl(project, env)}/${encodeURIComponent(key)}`;
-  let base = null;
-  let def = null;
-  const notices = h('div', {});
+  let base = null; // the segment as read: edits are based on its version
+  let def = null; // the definition being edited
+  const { el: noticeBox, notice } = notices();
   const root = h('div');
-  const save = h('button', { type: 'button', class: 'primary' }, 'Review and save…');
-  const changed = () => { save.disabled = same(def, base.definition); };
-  const notice = (cls, ...c) => fill(notices, h('div', { class: `banner ${cls}`, role: cls === 'bad' ? 'alert' : 'status' }, c));
+  const save = h('button', { type: 'button', class: 'primary', id: 'save' }, 'Review and save…');
+  const dirty = () => !same(def, base.definition);
+  const changed = () => { save.disabled = !dirty(); };
 
   const keysArea = (label, name) => {
     const area = h('textarea', { rows: '2', dataset: { pointer: `/${name}` } }, (def[name] || []).join(', '));
@@ -71,9 +71,9 @@ export async function segmentPage(ctx, key) {
     description.addEventListener('input', () => { if (description.value) def.description = description.value; else delete def.description; changed(); });
     const rules = def.rules || [];
     fill(root,
-      h('div', { class: 'row' }, h('h1', {}, `Segment ${key}`), h('span', { class: 'muted' }, `version ${base.version}`),
+      h('div', { class: 'row' }, h('h1', {}, `Segment ${key}`), h('span', { class: 'muted', id: 'version' }, `version ${base.version}`),
         h('a', { href: `#/p/${project}/e/${env}/segments` }, 'Back to the list')),
-      notices,
+      noticeBox,
       h('section', { class: 'panel', 'aria-label': 'Members' }, field('Description', description),
         keysArea('Included targeting keys', 'included'), keysArea('Excluded targeting keys', 'excluded')),
       h('section', { class: 'panel', 'aria-labelledby': 'seg-rules-h' }, h('h2', { id: 'seg-rules-h' }, 'Rules (a context matching any rule is a member)'),
@@ -96,30 +96,42 @@ export async function segmentPage(ctx, key) {
 
   save.addEventListener('click', async () => {
     const after = clone(def);
-    const ok = await modal(`Save segment "${key}"?`, diffView(base.definition, after, 'Your changes'), [
-      { label: 'Cancel', value: false }, { label: 'Save', value: true, class: 'primary' }]);
-    if (!ok) return;
+    if (!(await reviewChange(`Save segment "${key}"?`, base, after))) return;
     const r = await call('PUT', url, after, { 'If-Match': `"${base.version}"` });
-    if (r.ok) { base = r.body; def = clone(base.definition); render(); notice('ok', `Saved: version ${base.version}.`); return; }
-    if (r.status === 412) {
-      const theirs = await must('GET', url);
-      notice('bad', h('p', {}, `Someone else saved this segment first (now version ${theirs.version}). What they changed:`),
-        diffView(base.definition, theirs.definition, 'What the other person changed'),
-        h('button', { type: 'button', onclick: () => load('Reloaded: your edits were discarded.') }, 'Reload (discard my edits)'));
-      return;
-    }
-    const problems = (r.body?.problems || []).map((p) => h('li', {}, h('code', {}, p.pointer), ` ${p.message}`));
-    notice('bad', h('p', {}, r.body?.message || `refused (${r.status})`), problems.length ? h('ul', {}, problems) : null);
+    if (r.ok) {
+      base = r.body; def = clone(base.definition); render();
+      notice('ok', `Saved: version ${base.version}.`); announce('Saved');
+    } else if (r.status === 412) {
+      await showConflict({
+        url, noun: 'segment', base, mine: after, notice,
+        reload: () => load('Reloaded: your edits were discarded.'),
+        adopt: (theirs, merged) => {
+          base = theirs; def = merged; render();
+          notice('', 'Your edits were applied to the current version. Review and save again.');
+        },
+      });
+    } else if (r.status === 422) {
+      render();
+      notice('bad', h('p', {}, 'The server refused the change:'), placeProblems(root, `/segments/${escapeToken(key)}`, r.body.problems || []));
+    } else notice('bad', r.body?.message || `refused (${r.status})`);
   });
 
   await load();
   show(root);
+  // Live: a change made elsewhere updates the page, or warns while editing.
   const onVersion = async (ev) => {
-    if (ev.detail.project !== project || ev.detail.env !== env) return;
+    if (ev.detail.project !== project || ev.detail.env !== env || !base) return;
     const r = await call('GET', url);
+    if (r.status === 404) { notice('bad', 'This segment was deleted elsewhere.'); return; }
     if (!r.ok || r.body.version === base.version) return;
-    if (same(def, base.definition)) { base = r.body; def = clone(base.definition); render(); notice('ok', `Updated: changed elsewhere (version ${base.version}).`); }
-    else notice('', `Someone else changed this segment (now version ${r.body.version}) while you were editing; saving will show what they changed.`);
+    if (!dirty()) {
+      base = r.body; def = clone(base.definition); render();
+      notice('ok', `Updated: someone else changed this segment (version ${base.version}).`);
+      announce(`Segment ${key} was changed elsewhere`);
+    } else {
+      notice('', h('span', { id: 'stale-warning' }, `Someone else changed this segment (now version ${r.body.version}) while you were editing. Your edits are kept; saving will show what they changed. `),
+        h('button', { type: 'button', onclick: () => load('Reloaded.') }, 'Reload (discard my edits)'));
+    }
   };
   window.addEventListener('vexil:version', onVersion);
   ctx.setCleanup(() => window.removeEventListener('vexil:version', onVersion));

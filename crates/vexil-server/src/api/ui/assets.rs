@@ -29,6 +29,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("dom.js", JS, include_bytes!("../../../web/dom.js")),
     ("flags.js", JS, include_bytes!("../../../web/flags.js")),
     ("flag.js", JS, include_bytes!("../../../web/flag.js")),
+    ("edit.js", JS, include_bytes!("../../../web/edit.js")),
     ("rules.js", JS, include_bytes!("../../../web/rules.js")),
     ("audit.js", JS, include_bytes!("../../../web/audit.js")),
     ("keys.js", JS, include_bytes!("../../../web/keys.js")),
