@@ -4,6 +4,7 @@
 //! place and keeps going, so a user sees all errors at once. Only a
 //! document without problems becomes a [`Snapshot`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -81,7 +82,10 @@ pub fn compile_serving(doc: &Document) -> Result<Compiled, Problems> {
                 for (key, problems) in &broken {
                     if let Some(at) = compiled.snapshot.position(key) {
                         let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                        compiled.snapshot.flags[at].logic = Logic::Broken(why.join("; ").into());
+                        // Compiled just now, not shared with anything.
+                        if let Some(flag) = Arc::get_mut(&mut compiled.snapshot.flags[at]) {
+                            flag.logic = Logic::Broken(why.join("; ").into());
+                        }
                     }
                 }
                 let mut warnings: Vec<Problem> = broken.into_iter().flat_map(|(_, p)| p).collect();
@@ -164,6 +168,109 @@ pub fn compile(doc: &Document) -> Result<Compiled, Problems> {
 /// sets it from elsewhere, e.g. when a deadline passes: the engine itself
 /// reads no clock.
 pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Problems> {
+    compile_with(doc, None, stop)
+}
+
+/// As [`compile_until`], reusing what `prior_snapshot` (what [`compile`]
+/// made of `prior`) compiled for the flags that did not change: a flag is
+/// compiled again only when its definition is not the very one `prior`
+/// holds (the same `Arc`, see [`Keyed::shared`]), or when it refers by
+/// position to flags or segments and those moved, or its prerequisites
+/// changed. Segments and everything about the whole document (keys,
+/// cycles, chain depth, the regular-expression budget) are checked again
+/// in full; the result is the snapshot [`compile`] would make of `doc`.
+pub fn compile_reusing(
+    doc: &Document,
+    prior: &Document,
+    prior_snapshot: &Snapshot,
+    stop: &AtomicBool,
+) -> Result<Compiled, Problems> {
+    compile_with(doc, Prior::new(doc, prior, prior_snapshot), stop)
+}
+
+/// A previous compilation, and what changed since.
+struct Prior<'a> {
+    snapshot: &'a Snapshot,
+    /// Flag and segment keys are the same, in the same order: positions
+    /// held by compiled flags still point at the same things.
+    same_layout: bool,
+    /// By position in the new document: the flag is new or its
+    /// definition is not the prior one.
+    changed: Vec<bool>,
+}
+
+/// Whether two maps have the same keys in the same order.
+fn same_keys<T>(a: &Keyed<T>, b: &Keyed<T>) -> bool {
+    a.len() == b.len() && a.keys().zip(b.keys()).all(|(x, y)| x == y)
+}
+
+impl<'a> Prior<'a> {
+    fn new(doc: &Document, prior: &'a Document, snapshot: &'a Snapshot) -> Option<Self> {
+        // A snapshot that is not the strict compilation of `prior` (e.g.
+        // one served with broken flags) cannot stand in for it.
+        if snapshot.flags.len() != prior.flags.len() || doc.metadata != prior.metadata {
+            return None;
+        }
+        let same_layout =
+            same_keys(&doc.flags, &prior.flags) && same_keys(&doc.segments, &prior.segments);
+        let changed = doc
+            .flags
+            .shared()
+            .iter()
+            .enumerate()
+            .map(|(i, (key, def))| {
+                let at = if same_layout {
+                    Some(i)
+                } else {
+                    snapshot.position(key)
+                };
+                !at.is_some_and(|j| Arc::ptr_eq(&prior.flags.shared()[j].1, def))
+            })
+            .collect();
+        Some(Prior {
+            snapshot,
+            same_layout,
+            changed,
+        })
+    }
+
+    /// The prior compiled flag and explanation source at new position
+    /// `i`, when they can be reused as they are.
+    fn reusable(
+        &self,
+        i: usize,
+        key: &str,
+    ) -> Option<(Arc<CompiledFlag>, Option<Arc<FlagSource>>)> {
+        if self.changed[i] {
+            return None;
+        }
+        let j = if self.same_layout {
+            i
+        } else {
+            self.snapshot.position(key)?
+        };
+        let flag = self.snapshot.flags.get(j)?;
+        if flag.is_broken() {
+            return None;
+        }
+        if flag.positional
+            && !(self.same_layout
+                && flag
+                    .prerequisites
+                    .iter()
+                    .all(|&(p, _)| !self.changed[p as usize]))
+        {
+            return None;
+        }
+        Some((flag.clone(), self.snapshot.sources.flags.get(j).cloned()))
+    }
+}
+
+fn compile_with(
+    doc: &Document,
+    prior: Option<Prior<'_>>,
+    stop: &AtomicBool,
+) -> Result<Compiled, Problems> {
     let stopped = || {
         Problems(vec![Problem {
             pointer: Pointer::root(),
@@ -173,20 +280,29 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
     let mut c = Compiler::default();
     let root = Pointer::root();
 
-    let mut segment_index: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut segment_index: FxHashMap<&str, u32> =
+        FxHashMap::with_capacity_and_hasher(doc.segments.len(), Default::default());
     for (i, (key, _)) in doc.segments.iter().enumerate() {
-        let at = root.at(["segments", key]);
-        c.check_key(&at, key, "segment");
+        c.check_key("segments", key, "segment");
         if segment_index.insert(key, i as u32).is_some() {
-            c.problem(&at, format!("duplicate segment key `{key}`"));
+            c.problem(
+                &root.at(["segments", key]),
+                format!("duplicate segment key `{key}`"),
+            );
         }
     }
-    let mut flag_index: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut flag_index: FxHashMap<&str, u32> =
+        FxHashMap::with_capacity_and_hasher(doc.flags.len(), Default::default());
     for (i, (key, _)) in doc.flags.iter().enumerate() {
-        let at = root.at(["flags", key]);
-        c.check_key(&at, key, "flag");
+        // A key the prior document had passed this check there.
+        if prior.as_ref().is_none_or(|p| p.changed[i]) {
+            c.check_key("flags", key, "flag");
+        }
         if flag_index.insert(key, i as u32).is_some() {
-            c.problem(&at, format!("duplicate flag key `{key}`"));
+            c.problem(
+                &root.at(["flags", key]),
+                format!("duplicate flag key `{key}`"),
+            );
         }
     }
 
@@ -237,15 +353,34 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
     let mut flags = Vec::with_capacity(doc.flags.len());
     let mut flag_sources = Vec::with_capacity(doc.flags.len());
     let mut prereq_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.flags.len());
-    for (key, def) in doc.flags.iter() {
+    for (i, (key, def)) in doc.flags.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Err(stopped());
+        }
+        if let Some((flag, source)) = prior.as_ref().and_then(|p| p.reusable(i, key)) {
+            c.regex_bytes += flag.regex_bytes;
+            prereq_edges.push(flag.prerequisites.iter().map(|&(p, _)| p).collect());
+            flags.push(flag);
+            flag_sources.push(source.unwrap_or_else(|| Arc::new(FlagSource::new(def))));
+            continue;
         }
         let at = root.at(["flags", key]);
         let (flag, edges) = c.flag(&at, key, def, doc, &flag_index, &segment_index);
         prereq_edges.push(edges);
-        flags.push(flag);
-        flag_sources.push(FlagSource::new(def));
+        flags.push(Arc::new(flag));
+        flag_sources.push(Arc::new(FlagSource::new(def)));
+    }
+    // Reused flags add their expressions without being checked one by
+    // one: the budget is checked for the whole document here.
+    if c.regex_bytes > MAX_REGEX_BYTES && c.problems.is_empty() {
+        c.problem(
+            &root,
+            format!(
+                "the document's regular expressions take {} KiB compiled; the limit is {} KiB",
+                c.regex_bytes >> 10,
+                MAX_REGEX_BYTES >> 10
+            ),
+        );
     }
     let flag_keys: Vec<&str> = doc.flags.keys().collect();
     let cycles = find_cycles(&prereq_edges);
@@ -311,23 +446,26 @@ impl Compiler {
 
     /// Keys start with a letter or digit and use letters, digits, `_`, `-`,
     /// `.` and `:`; they are used in URLs and file names.
-    fn check_key(&mut self, at: &Pointer, key: &str, what: &str) {
-        if key.is_empty() {
-            self.problem(at, format!("{what} key must not be empty"));
+    /// Checks a flag or segment key; `section` is `flags` or `segments`.
+    /// The place is written out only for a problem (this runs for every
+    /// key of every document).
+    fn check_key(&mut self, section: &str, key: &str, what: &str) {
+        let message = if key.is_empty() {
+            format!("{what} key must not be empty")
         } else if key.len() > MAX_KEY_LEN {
-            self.problem(at, format!("{what} key is longer than {MAX_KEY_LEN} bytes"));
+            format!("{what} key is longer than {MAX_KEY_LEN} bytes")
         } else if !key.starts_with(|c: char| c.is_ascii_alphanumeric())
             || !key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
         {
-            self.problem(
-                at,
-                format!(
-                    "invalid {what} key `{key}`: use letters, digits, `_`, `-`, `.` and `:`, starting with a letter or digit"
-                ),
-            );
-        }
+            format!(
+                "invalid {what} key `{key}`: use letters, digits, `_`, `-`, `.` and `:`, starting with a letter or digit"
+            )
+        } else {
+            return;
+        };
+        self.problem(&Pointer::root().at([section, key]), message);
     }
 
     /// Checks variant keys and that all values share one type; returns the
@@ -450,6 +588,8 @@ impl Compiler {
         flag_index: &FxHashMap<&str, u32>,
         segment_index: &FxHashMap<&str, u32>,
     ) -> (CompiledFlag, Vec<u32>) {
+        let regex_before = self.regex_bytes;
+        let mut segment_refs = Vec::new();
         let (value_type, variants) =
             self.variants(&at.push("variants"), def.value_type, def.variants.iter());
         let variant = |name: &str| def.variants.position(name).map(|i| i as u32);
@@ -496,7 +636,7 @@ impl Compiler {
         let mut rules = Vec::with_capacity(def.rules.len());
         for (n, rule) in def.rules.iter().enumerate() {
             let at = at.at(["rules".to_string(), n.to_string()]);
-            let clauses = self.clauses(&at, &rule.clauses, segment_index, &mut Vec::new());
+            let clauses = self.clauses(&at, &rule.clauses, segment_index, &mut segment_refs);
             let serve = self.serve(&at.push("serve"), key, &rule.serve, &variant);
             rules.push(CompiledRule {
                 name: rule.name.as_deref().map(Into::into),
@@ -578,9 +718,10 @@ impl Compiler {
                 self.problem(&at.push("flag"), "a flag cannot be its own prerequisite");
                 continue;
             }
-            let (Some(&fi), Some(other)) =
-                (flag_index.get(pre.flag.as_str()), doc.flags.get(&pre.flag))
-            else {
+            let Some((fi, other)) = flag_index.get(pre.flag.as_str()).and_then(|&fi| {
+                let (_, other) = doc.flags.shared().get(fi as usize)?;
+                Some((fi, other))
+            }) else {
                 self.problem(&at.push("flag"), format!("unknown flag `{}`", pre.flag));
                 continue;
             };
@@ -603,9 +744,11 @@ impl Compiler {
             variants: variants.into_boxed_slice(),
             enabled: def.enabled,
             off_variant,
+            positional: !prerequisites.is_empty() || !segment_refs.is_empty(),
             prerequisites: prerequisites.into_boxed_slice(),
             logic,
             metadata,
+            regex_bytes: self.regex_bytes - regex_before,
         };
         (flag, edges)
     }

@@ -515,7 +515,7 @@ impl Tracer for NoTrace {
 /// about 150 bytes per flag of one rule with two clauses.
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
-    pub(crate) flags: Box<[FlagSource]>,
+    pub(crate) flags: Box<[std::sync::Arc<FlagSource>]>,
     pub(crate) segments: Box<[SegmentSource]>,
 }
 

@@ -4,9 +4,15 @@
 //! (rollout weights are walked in document order, and exports should round-trip
 //! without reshuffling), and a key written twice is a mistake we must report
 //! instead of silently keeping the last one, as `serde_json::Map` would.
+//!
+//! Values are shared (`Arc`): cloning a map copies its keys and pointers,
+//! not the definitions, so a new version of a document can be built from
+//! the previous one at the cost of what changed, and the compiler can tell
+//! an unchanged definition by its address.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 use serde::de::{self, MapAccess, Visitor};
@@ -14,8 +20,14 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A map that keeps insertion order and refuses duplicate keys when parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keyed<T>(Vec<(String, T)>);
+#[derive(Debug, PartialEq)]
+pub struct Keyed<T>(Vec<(String, Arc<T>)>);
+
+impl<T> Clone for Keyed<T> {
+    fn clone(&self) -> Self {
+        Keyed(self.0.clone())
+    }
+}
 
 impl<T> Default for Keyed<T> {
     fn default() -> Self {
@@ -27,7 +39,22 @@ impl<T> Keyed<T> {
     /// Builds a map from pairs. Duplicate keys are kept as given; validation
     /// reports them.
     pub fn from_pairs(pairs: Vec<(String, T)>) -> Self {
+        Keyed(pairs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+
+    /// Builds a map from pairs whose values are shared with other maps.
+    pub fn from_shared(pairs: Vec<(String, Arc<T>)>) -> Self {
         Keyed(pairs)
+    }
+
+    /// The entries, values shared.
+    pub fn shared(&self) -> &[(String, Arc<T>)] {
+        &self.0
+    }
+
+    /// The entries as pairs of shared values.
+    pub fn into_shared(self) -> Vec<(String, Arc<T>)> {
+        self.0
     }
 
     /// Number of entries.
@@ -42,7 +69,7 @@ impl<T> Keyed<T> {
 
     /// Entries in document order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &T)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.iter().map(|(k, v)| (k.as_str(), &**v))
     }
 
     /// Keys in document order.
@@ -53,7 +80,7 @@ impl<T> Keyed<T> {
     /// Looks up a key. Linear: meant for small maps and for tooling, not for
     /// the evaluation hot path (compiled snapshots use hash maps).
     pub fn get(&self, key: &str) -> Option<&T> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 
     /// Position of a key in document order.
@@ -61,28 +88,36 @@ impl<T> Keyed<T> {
         self.0.iter().position(|(k, _)| k == key)
     }
 
-    /// Mutable access to a value.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut T> {
-        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
     /// Inserts or replaces a value, keeping the position of an existing key.
     pub fn insert(&mut self, key: String, value: T) {
-        match self.get_mut(&key) {
-            Some(slot) => *slot = value,
-            None => self.0.push((key, value)),
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = Arc::new(value),
+            None => self.0.push((key, Arc::new(value))),
         }
+    }
+}
+
+impl<T: Clone> Keyed<T> {
+    /// Mutable access to a value (copied first when it is shared).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut T> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| Arc::make_mut(v))
     }
 
     /// Removes a key, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<T> {
         let at = self.position(key)?;
-        Some(self.0.remove(at).1)
+        Some(Arc::unwrap_or_clone(self.0.remove(at).1))
     }
 
     /// The entries as a vector of pairs.
     pub fn into_pairs(self) -> Vec<(String, T)> {
         self.0
+            .into_iter()
+            .map(|(k, v)| (k, Arc::unwrap_or_clone(v)))
+            .collect()
     }
 }
 
@@ -90,7 +125,7 @@ impl<T: Serialize> Serialize for Keyed<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k, &**v)?;
         }
         map.end()
     }
@@ -108,7 +143,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Keyed<T> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut pairs: Vec<(String, T)> =
+                let mut pairs: Vec<(String, Arc<T>)> =
                     Vec::with_capacity(access.size_hint().unwrap_or(0));
                 let mut seen: FxHashSet<String> = FxHashSet::default();
                 // YAML keys may be booleans or numbers (`true: …` in a
@@ -118,7 +153,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Keyed<T> {
                         return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
                     }
                     let value = access.next_value()?;
-                    pairs.push((key, value));
+                    pairs.push((key, Arc::new(value)));
                 }
                 Ok(Keyed(pairs))
             }

@@ -46,8 +46,8 @@ mod snapshot;
 pub use bucket::{bucket, murmur3_32, pick};
 pub use check::{Checked, Located, check, locate};
 pub use compile::{
-    Compiled, MAX_KEY_LEN, MAX_PREREQUISITE_DEPTH, MAX_REGEX_BYTES, compile, compile_serving,
-    compile_until, validate,
+    Compiled, MAX_KEY_LEN, MAX_PREREQUISITE_DEPTH, MAX_REGEX_BYTES, compile, compile_reusing,
+    compile_serving, compile_until, validate,
 };
 pub use context::{Context, ContextError, Path, TARGETING_KEY, json_type};
 pub use error::{LoadError, Problem, Problems};

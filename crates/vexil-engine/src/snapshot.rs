@@ -2,6 +2,7 @@
 //! swap atomically when a new version arrives.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
@@ -22,7 +23,9 @@ use crate::rules::CompiledClause;
 /// common path.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub(crate) flags: Box<[CompiledFlag]>,
+    /// Shared with the versions before and after this one that did not
+    /// change the flag (see [`crate::compile_reusing`]).
+    pub(crate) flags: Box<[Arc<CompiledFlag>]>,
     /// Flag positions by key hash; keys are compared in `flags`.
     index: HashTable<u32>,
     pub(crate) segments: Box<[CompiledSegment]>,
@@ -34,7 +37,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub(crate) fn new(
-        flags: Vec<CompiledFlag>,
+        flags: Vec<Arc<CompiledFlag>>,
         segments: Vec<CompiledSegment>,
         bucketing: Bucketing,
         sources: Sources,
@@ -86,12 +89,12 @@ impl Snapshot {
     /// Looks a flag up by key.
     #[inline]
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
-        self.flags.get(self.position(key)?)
+        self.flags.get(self.position(key)?).map(|f| &**f)
     }
 
     /// All flags, in document order.
     pub fn flags(&self) -> impl ExactSizeIterator<Item = &CompiledFlag> {
-        self.flags.iter()
+        self.flags.iter().map(|f| &**f)
     }
 
     /// The hash encoding used by percentage rollouts.
@@ -114,6 +117,13 @@ pub struct CompiledFlag {
     pub(crate) logic: Logic,
     /// Document metadata overlaid by the flag's own, merged once here.
     pub(crate) metadata: Map<String, Value>,
+    /// Compiled size of the flag's regular expressions (the document's
+    /// budget counts them again when the flag is reused).
+    pub(crate) regex_bytes: usize,
+    /// Whether the compiled form holds positions of other flags or of
+    /// segments (prerequisites, `inSegment`): it can be reused only while
+    /// those positions stay the same.
+    pub(crate) positional: bool,
 }
 
 impl CompiledFlag {

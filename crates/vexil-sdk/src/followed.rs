@@ -244,10 +244,18 @@ impl Followed {
     /// checks that `change.version` continues this one.
     pub(crate) fn apply(&self, change: &ChangeEvent) -> Result<Followed, Error> {
         let document = apply_change(&self.document, change)?;
-        Followed::compile(
+        // Flags the change did not touch keep their compiled form.
+        let compiled = vexil_engine::compile_reusing(
+            &document,
+            &self.document,
+            &self.snapshot,
+            &std::sync::atomic::AtomicBool::new(false),
+        );
+        Followed::compiled(
             change.version,
             Origin::Upstream,
             document,
+            compiled,
             None,
             self.keys.clone(),
         )
@@ -260,7 +268,19 @@ impl Followed {
         json: Option<Bytes>,
         keys: Option<Arc<KeysEvent>>,
     ) -> Result<Followed, Error> {
-        let compiled = vexil_engine::compile(&document).map_err(|p| invalid(version, p))?;
+        let compiled = vexil_engine::compile(&document);
+        Followed::compiled(version, origin, document, compiled, json, keys)
+    }
+
+    fn compiled(
+        version: i64,
+        origin: Origin,
+        document: Document,
+        compiled: Result<vexil_engine::Compiled, vexil_engine::Problems>,
+        json: Option<Bytes>,
+        keys: Option<Arc<KeysEvent>>,
+    ) -> Result<Followed, Error> {
+        let compiled = compiled.map_err(|p| invalid(version, p))?;
         let json = match json {
             Some(json) => OnceLock::from(json),
             None => OnceLock::new(),
@@ -301,8 +321,9 @@ fn to_json(document: &Document, version: i64) -> Result<Bytes, Error> {
 /// archived; entries in key order (byte order), as the server keeps them,
 /// so that the JSON is the server's byte for byte.
 pub(crate) fn apply_change(document: &Document, change: &ChangeEvent) -> Result<Document, Error> {
-    let mut flags = document.flags.clone().into_pairs();
-    let mut segments = document.segments.clone().into_pairs();
+    // Untouched definitions are shared with `document`.
+    let mut flags = document.flags.clone().into_shared();
+    let mut segments = document.segments.clone().into_shared();
     for item in &change.changes {
         match item.kind {
             ItemKind::Flag => flags.retain(|(k, _)| *k != item.key),
@@ -326,11 +347,11 @@ pub(crate) fn apply_change(document: &Document, change: &ChangeEvent) -> Result<
         match item.kind {
             ItemKind::Flag => flags.push((
                 item.key.clone(),
-                <FlagDef as serde::Deserialize>::deserialize(definition).map_err(bad)?,
+                Arc::new(<FlagDef as serde::Deserialize>::deserialize(definition).map_err(bad)?),
             )),
             ItemKind::Segment => segments.push((
                 item.key.clone(),
-                <SegmentDef as serde::Deserialize>::deserialize(definition).map_err(bad)?,
+                Arc::new(<SegmentDef as serde::Deserialize>::deserialize(definition).map_err(bad)?),
             )),
         }
     }
@@ -343,9 +364,9 @@ pub(crate) fn apply_change(document: &Document, change: &ChangeEvent) -> Result<
     })
 }
 
-fn sorted<T>(mut pairs: Vec<(String, T)>) -> Keyed<T> {
+fn sorted<T>(mut pairs: Vec<(String, Arc<T>)>) -> Keyed<T> {
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    Keyed::from_pairs(pairs)
+    Keyed::from_shared(pairs)
 }
 
 /// Whether some flag's flagd targeting may read `$flagd.timestamp`: it

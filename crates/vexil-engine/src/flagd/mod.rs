@@ -190,7 +190,7 @@ pub fn compile(doc: &FlagdDocument) -> Result<Compiled, Problems> {
             },
         };
         let metadata = c.metadata(&at.push("metadata"), &doc.metadata, &def.metadata);
-        flags.push(CompiledFlag {
+        flags.push(std::sync::Arc::new(CompiledFlag {
             key: key.into(),
             value_type,
             kind: FlagKind::default(),
@@ -200,7 +200,9 @@ pub fn compile(doc: &FlagdDocument) -> Result<Compiled, Problems> {
             prerequisites: Box::new([]),
             logic: Logic::Flagd(FlagdLogic { default, targeting }),
             metadata,
-        });
+            regex_bytes: 0,
+            positional: false,
+        }));
     }
     for (k, v) in &doc.metadata {
         if !matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)) {

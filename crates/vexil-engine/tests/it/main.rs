@@ -4,6 +4,7 @@
 
 mod explain;
 mod fixtures;
+mod incremental;
 mod properties;
 mod robustness;
 mod translate;

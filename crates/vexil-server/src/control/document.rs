@@ -9,6 +9,8 @@ use vexil_engine::Keyed;
 use vexil_engine::model::{Bucketing, Document, FlagDef, SegmentDef};
 use vexil_store::{ErrorKind, Item, ItemKind, Mutation, StoreError};
 
+use crate::plane::Items;
+
 /// A stored definition that does not parse: corruption, or a newer
 /// server's format.
 fn corrupt(key: &str, e: serde_json::Error) -> StoreError {
@@ -31,13 +33,13 @@ fn sorted<T>(pairs: Vec<(String, T)>) -> Keyed<T> {
 
 /// The document of an environment's current, non-archived items, with
 /// the environment's bucketing.
-pub(crate) fn document_of<'a>(
-    items: impl Iterator<Item = &'a Item>,
+pub(crate) fn document_of<'a, I: std::borrow::Borrow<Item> + 'a>(
+    items: impl Iterator<Item = &'a I>,
     bucketing: Bucketing,
 ) -> Result<Document, StoreError> {
     let mut flags = Vec::new();
     let mut segments = Vec::new();
-    for item in items.filter(|i| !i.archived) {
+    for item in items.map(|i| i.borrow()).filter(|i| !i.archived) {
         let key = item.key.clone();
         match item.kind {
             ItemKind::Flag => flags.push((
@@ -72,70 +74,120 @@ impl<T: serde::de::DeserializeOwned> FromJson for T {
     }
 }
 
+/// The last mutation of each item `mutations` touch (a later one replaces
+/// an earlier one's result), in item order; settings are not items.
+fn last_per_item(mutations: &[Mutation]) -> Vec<&Mutation> {
+    let mut last: Vec<&Mutation> = Vec::with_capacity(mutations.len());
+    // Stable: of two mutations of one item, the later stays after.
+    let mut sorted: Vec<&Mutation> = mutations
+        .iter()
+        .filter(|m| m.kind != ItemKind::Setting)
+        .collect();
+    sorted.sort_by(|a, b| item_order(a.kind, &a.key).cmp(&item_order(b.kind, &b.key)));
+    for m in sorted {
+        match last.last_mut() {
+            Some(prev) if prev.kind == m.kind && prev.key == m.key => *prev = m,
+            _ => last.push(m),
+        }
+    }
+    last
+}
+
+/// The order items are kept in: flags, then segments, each by key (byte
+/// order, whatever the database's collation).
+pub(crate) fn item_order(kind: ItemKind, key: &str) -> (bool, &str) {
+    (kind == ItemKind::Segment, key)
+}
+
+/// `base` (sorted) with `edits` (sorted the same way, one per key)
+/// applied: an edit's value replaces the entry `order` finds equal to its
+/// key or is inserted in order; `None` removes it. Untouched entries are
+/// cloned (pointers, here) in runs: the cost is one pass of copying plus a
+/// binary search per edit.
+fn edit_sorted<T: Clone, K>(
+    base: &[T],
+    order: impl Fn(&T, &K) -> std::cmp::Ordering,
+    edits: impl IntoIterator<Item = (K, Option<T>)>,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(base.len() + 1);
+    let mut rest = base;
+    for (k, value) in edits {
+        let at = rest.partition_point(|t| order(t, &k).is_lt());
+        out.extend_from_slice(&rest[..at]);
+        rest = &rest[at..];
+        if rest.first().is_some_and(|t| order(t, &k).is_eq()) {
+            rest = &rest[1..];
+        }
+        out.extend(value);
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// The items after `mutations`, as the store will hold them once it
-/// commits them as `version` at `now`.
+/// commits them as `version` at `now`. Untouched items are shared with
+/// `items`, which must be in [`item_order`].
 pub(crate) fn apply_items(
-    items: &[Item],
+    items: &[Arc<Item>],
     mutations: &[Mutation],
     version: i64,
     now: i64,
-) -> Vec<Item> {
-    let mut out: Vec<Item> = items.to_vec();
-    for m in mutations.iter().filter(|m| m.kind != ItemKind::Setting) {
-        out.retain(|i| !(i.kind == m.kind && i.key == m.key));
-        if let Some(def) = &m.after {
-            out.push(Item {
+) -> Vec<Arc<Item>> {
+    let edits = last_per_item(mutations).into_iter().map(|m| {
+        let item = m.after.as_ref().map(|def| {
+            Arc::new(Item {
                 kind: m.kind,
                 key: m.key.clone(),
                 definition: def.clone(),
                 version,
                 archived: m.archived,
                 updated_at: now,
-            });
-        }
-    }
-    out.sort_by(|a, b| {
-        (a.kind == ItemKind::Segment, &a.key).cmp(&(b.kind == ItemKind::Segment, &b.key))
+            })
+        });
+        (item_order(m.kind, &m.key), item)
     });
-    out
+    edit_sorted(items, |i, k| item_order(i.kind, &i.key).cmp(k), edits)
+}
+
+/// `map` (in key order) with the definitions of `kind` that `touched`
+/// sets or removes: untouched entries shared, changed ones parsed.
+fn apply_map<T: serde::de::DeserializeOwned>(
+    map: &Keyed<T>,
+    kind: ItemKind,
+    touched: &[&Mutation],
+) -> Result<Keyed<T>, StoreError> {
+    let mut edits = Vec::new();
+    for m in touched.iter().filter(|m| m.kind == kind) {
+        let value = match m.after.as_ref().filter(|_| !m.archived) {
+            Some(def) => Some(Arc::new(
+                T::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
+            )),
+            None => None,
+        };
+        edits.push((m.key.as_str(), value.map(|v| (m.key.clone(), v))));
+    }
+    Ok(Keyed::from_shared(edit_sorted(
+        map.shared(),
+        |(k, _), edit: &&str| k.as_str().cmp(edit),
+        edits,
+    )))
 }
 
 /// The document after `mutations`: `doc` with only the changed items
-/// parsed again (a mutation's definition is the whole new definition).
+/// parsed again (a mutation's definition is the whole new definition) and
+/// the others shared.
 pub(crate) fn apply_document(
     doc: &Document,
     mutations: &[Mutation],
 ) -> Result<Document, StoreError> {
-    let mut flags = doc.flags.clone().into_pairs();
-    let mut segments = doc.segments.clone().into_pairs();
     let mut bucketing = doc.bucketing;
-    for m in mutations {
-        match m.kind {
-            ItemKind::Flag => flags.retain(|(k, _)| *k != m.key),
-            ItemKind::Segment => segments.retain(|(k, _)| *k != m.key),
-            ItemKind::Setting => {
-                bucketing = setting(m)?;
-                continue;
-            }
-        }
-        let Some(def) = m.after.as_ref().filter(|_| !m.archived) else {
-            continue;
-        };
-        match m.kind {
-            ItemKind::Flag => flags.push((
-                m.key.clone(),
-                FlagDef::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
-            )),
-            ItemKind::Segment => segments.push((
-                m.key.clone(),
-                SegmentDef::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
-            )),
-            ItemKind::Setting => {}
-        }
+    for m in mutations.iter().filter(|m| m.kind == ItemKind::Setting) {
+        bucketing = setting(m)?;
     }
+    let touched = last_per_item(mutations);
     Ok(Document {
-        flags: sorted(flags),
-        segments: sorted(segments),
+        flags: apply_map(&doc.flags, ItemKind::Flag, &touched)?,
+        segments: apply_map(&doc.segments, ItemKind::Segment, &touched)?,
         bucketing,
         ..Document::default()
     })
@@ -157,12 +209,12 @@ fn setting(m: &Mutation) -> Result<Bucketing, StoreError> {
 
 /// Both at once, for the write path.
 pub(crate) fn apply(
-    items: &[Item],
+    items: &[Arc<Item>],
     doc: &Document,
     mutations: &[Mutation],
     version: i64,
     now: i64,
-) -> Result<(Arc<Vec<Item>>, Document), StoreError> {
+) -> Result<(Items, Document), StoreError> {
     Ok((
         Arc::new(apply_items(items, mutations, version, now)),
         apply_document(doc, mutations)?,

@@ -22,7 +22,7 @@ use vexil_protocol::event::ChangedItem;
 use vexil_store::{Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
 
 use crate::clock::Clock;
-use crate::plane::{EnvSnapshot, Plane};
+use crate::plane::{EnvSnapshot, Items, Plane};
 
 /// How many times a write is re-validated and retried when another server
 /// wrote to the same environment first.
@@ -32,7 +32,7 @@ const MAX_WRITE_ATTEMPTS: usize = 16;
 /// holds them at the version the change is based on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EnvView<'a> {
-    pub(crate) items: &'a [Item],
+    pub(crate) items: &'a [Arc<Item>],
     /// The environment's bucketing setting.
     pub(crate) bucketing: vexil_engine::model::Bucketing,
 }
@@ -64,7 +64,7 @@ pub(crate) enum WriteError<E> {
 /// What a write did.
 pub(crate) struct Written {
     /// The environment's items after the write.
-    pub(crate) items: Arc<Vec<Item>>,
+    pub(crate) items: Items,
     /// What was committed (empty when there was nothing to do).
     pub(crate) mutations: Vec<Mutation>,
     /// The environment version after the write.
@@ -231,12 +231,16 @@ impl Control {
                     // A change event names items only: a version that
                     // changes a setting goes out as the whole environment.
                     let frame = if mutations.iter().any(|m| m.kind == ItemKind::Setting) {
-                        vexil_protocol::event::snapshot_frame(version, &installed.document).into()
+                        vexil_protocol::event::snapshot_frame(version, installed.document()).into()
                     } else {
                         change_frame(version, &mutations)
                     };
                     self.plane.install(installed);
                     self.plane.publish(env.id, version, frame);
+                    // The version this one replaced may be freed here, and
+                    // with many flags that takes a while: not before the
+                    // answer.
+                    tokio::task::spawn_blocking(move || drop(current));
                     return Ok(Written {
                         items,
                         mutations,
@@ -266,21 +270,31 @@ impl Control {
         now: i64,
     ) -> Result<(Vec<Mutation>, Next), WriteError<E>> {
         let stop = Arc::new(AtomicBool::new(false));
+        // Dropped with this future, e.g. when the request times out: the
+        // work stops instead of running on for nobody.
+        let _cancel = StopOnDrop(stop.clone());
         let flag = stop.clone();
         let mut work = tokio::task::spawn_blocking(move || {
             let next: Result<Next, WriteError<std::convert::Infallible>> =
                 document::apply(&current.items, &current.doc, &mutations, version, now)
                     .map_err(WriteError::Store)
-                    .and_then(
-                        |(items, doc)| match vexil_engine::compile_until(&doc, &flag) {
+                    .and_then(|(items, doc)| {
+                        // Unchanged flags keep their compiled form.
+                        let compiled = vexil_engine::compile_reusing(
+                            &doc,
+                            &current.doc,
+                            &current.snapshot,
+                            &flag,
+                        );
+                        match compiled {
                             Ok(c) => Ok(Next {
                                 items,
                                 doc,
                                 snapshot: c.snapshot,
                             }),
                             Err(problems) => Err(WriteError::Invalid(problems.0)),
-                        },
-                    );
+                        }
+                    });
             (mutations, next)
         });
         let joined = tokio::select! {
@@ -303,9 +317,18 @@ impl Control {
     }
 }
 
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// An environment after a change, compiled.
 struct Next {
-    items: Arc<Vec<Item>>,
+    items: Items,
     doc: Document,
     snapshot: Snapshot,
 }

@@ -12,7 +12,7 @@ use vexil_protocol::event::{Action as WireAction, ChangedItem, ItemKind as WireK
 use vexil_store::{Action, Change, ChangeFilter, EnvState, ErrorKind, Item, ItemKind, StoreError};
 
 use super::Control;
-use super::document::document_of;
+use super::document::{document_of, item_order};
 use crate::plane::EnvSnapshot;
 
 /// Change log entries read at most to announce one reload; beyond it the
@@ -167,7 +167,11 @@ impl Control {
         };
         let version = state.env.version;
         let label = format!("{}/{}", state.env.project_key, state.env.key);
-        let items = Arc::new(state.items);
+        // In the order the write path's edits expect, whatever order the
+        // database's collation gave.
+        let mut items: Vec<Arc<Item>> = state.items.into_iter().map(Arc::new).collect();
+        items.sort_by(|a, b| item_order(a.kind, &a.key).cmp(&item_order(b.kind, &b.key)));
+        let items = Arc::new(items);
         let snap = EnvSnapshot::new(
             state.env,
             items.clone(),
@@ -175,8 +179,8 @@ impl Control {
             compiled.snapshot,
             self.plane.eval_counters(env_id, &label),
         );
-        let document = snap.document.clone();
-        if !self.plane.install(snap) {
+        let snap = Arc::new(snap);
+        if !self.plane.install_shared(snap.clone()) {
             return Ok(());
         }
         // Versions this server did not write: from the change log into the
@@ -212,7 +216,7 @@ impl Control {
             // announce the new version with the whole environment instead
             // of staying silent.
             if last < version && before.is_some() {
-                let frame = vexil_protocol::event::snapshot_frame(version, &document);
+                let frame = vexil_protocol::event::snapshot_frame(version, snap.document());
                 self.plane.publish(env_id, version, Bytes::from(frame));
             }
         }
@@ -224,7 +228,7 @@ impl Control {
 /// version the entries may hold only in part (the last one of a full
 /// read) is left out. `items` is the environment at `upto`: an item's
 /// `archived` is known for its latest change.
-fn frames_of(changes: &[Change], items: &[Item], upto: i64) -> Vec<(i64, Bytes)> {
+fn frames_of(changes: &[Change], items: &[Arc<Item>], upto: i64) -> Vec<(i64, Bytes)> {
     let complete_upto = match changes.last() {
         Some(last) if changes.len() >= ANNOUNCE_LIMIT => last.version - 1,
         _ => upto,

@@ -43,7 +43,7 @@ fn snapshot_inner(plane: &Plane, headers: &HeaderMap) -> Response {
     let mut resp = conditional(
         headers,
         &etag,
-        env.document.clone(),
+        env.document().clone(),
         "public, max-age=0, must-revalidate",
     );
     if let Ok(v) = HeaderValue::from_str(&env.env.version.to_string()) {
@@ -146,7 +146,7 @@ pub(super) async fn stream(
     let snapshot_frame = || {
         Bytes::from(vexil_protocol::event::snapshot_frame(
             version,
-            &current.document,
+            current.document(),
         ))
     };
     let mut initial = match last_event_id(&headers, query.as_deref()) {

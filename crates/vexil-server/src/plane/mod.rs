@@ -27,7 +27,7 @@ use vexil_store::{ApiKey, Scope};
 pub(crate) use caller::{cors, error};
 use hub::Hub;
 pub(crate) use hub::StreamEvent;
-pub(crate) use snapshot::EnvSnapshot;
+pub(crate) use snapshot::{EnvSnapshot, Items};
 
 use crate::clock::Clock;
 use crate::http::Table;
@@ -112,9 +112,17 @@ impl Plane {
         self.install_if(snap, |current, new| current <= new)
     }
 
+    /// As [`Plane::install`], for a snapshot the caller keeps a handle on.
+    pub(crate) fn install_shared(&self, snap: Arc<EnvSnapshot>) -> bool {
+        self.install_arc(snap, |current, new| current < new)
+    }
+
     fn install_if(&self, snap: EnvSnapshot, newer: fn(i64, i64) -> bool) -> bool {
+        self.install_arc(Arc::new(snap), newer)
+    }
+
+    fn install_arc(&self, snap: Arc<EnvSnapshot>, newer: fn(i64, i64) -> bool) -> bool {
         let id = snap.env.id;
-        let snap = Arc::new(snap);
         let mut installed = false;
         self.snapshots.rcu(|map| {
             installed = false;

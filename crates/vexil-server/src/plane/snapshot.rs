@@ -2,7 +2,7 @@
 //! holds it: its items (what the store holds), the native document, the
 //! compiled snapshot, and the document's JSON for downloads.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use vexil_engine::Snapshot;
@@ -11,23 +11,28 @@ use vexil_store::{Environment, Item};
 
 use crate::metrics::EvalCounters;
 
+/// An environment's items, each shared with the versions before and
+/// after that did not change it.
+pub(crate) type Items = Arc<Vec<Arc<Item>>>;
+
 /// One environment's compiled flags at one version. Immutable: a new
 /// version is a new `EnvSnapshot`, swapped in whole.
 #[derive(Debug)]
 pub(crate) struct EnvSnapshot {
     pub(crate) env: Environment,
-    /// Every item, archived ones included, in the store's order: what the
+    /// Every item, archived ones included, in `item_order`: what the
     /// write path plans against without reading the store. Empty on an
     /// edge, which has no store to write to.
-    pub(crate) items: Arc<Vec<Item>>,
+    pub(crate) items: Items,
     /// The live (not archived) items as a typed document: the write path
     /// starts from it and parses only the items a change touches.
     pub(crate) doc: Arc<Document>,
     /// Shared with the follower that compiled it, on an edge.
     pub(crate) snapshot: Arc<Snapshot>,
-    /// The document as JSON, serialised once per version for every edge
-    /// and SDK that downloads it.
-    pub(crate) document: Bytes,
+    /// The document as JSON, serialised once per version, when an edge or
+    /// SDK first downloads it (a write does not pay for it: with many
+    /// flags it costs more than the rest of the write).
+    document: OnceLock<Bytes>,
     /// When this version was installed here.
     pub(crate) installed_at: tokio::time::Instant,
     /// The environment's evaluation counters (shared by all its versions).
@@ -39,20 +44,27 @@ impl EnvSnapshot {
     /// counters (`Plane::eval_counters`).
     pub(crate) fn new(
         env: Environment,
-        items: Arc<Vec<Item>>,
+        items: Items,
         doc: Arc<Document>,
         snapshot: Snapshot,
         evaluations: Arc<EvalCounters>,
     ) -> Self {
-        let document = serde_json::to_vec(&*doc).unwrap_or_default().into();
-        EnvSnapshot::compiled(env, items, doc, Arc::new(snapshot), document, evaluations)
+        EnvSnapshot {
+            env,
+            items,
+            doc,
+            snapshot: Arc::new(snapshot),
+            document: OnceLock::new(),
+            installed_at: tokio::time::Instant::now(),
+            evaluations,
+        }
     }
 
     /// An environment at a version whose snapshot and document JSON exist
     /// already (an edge's follower made them).
     pub(crate) fn compiled(
         env: Environment,
-        items: Arc<Vec<Item>>,
+        items: Items,
         doc: Arc<Document>,
         snapshot: Arc<Snapshot>,
         document: Bytes,
@@ -63,10 +75,16 @@ impl EnvSnapshot {
             items,
             doc,
             snapshot,
-            document,
+            document: OnceLock::from(document),
             installed_at: tokio::time::Instant::now(),
             evaluations,
         }
+    }
+
+    /// The document as JSON (serialised on first use).
+    pub(crate) fn document(&self) -> &Bytes {
+        self.document
+            .get_or_init(|| serde_json::to_vec(&*self.doc).unwrap_or_default().into())
     }
 
     /// `project/environment`, as metrics and logs name it.

@@ -21,10 +21,10 @@ use crate::state::{AppState, document_of};
 /// definition that does not parse (not stored by this server). `items` and
 /// `env` are the environment the flags belong to, read when this server
 /// has not installed it.
-pub(super) fn availability(
+pub(super) fn availability<I: std::borrow::Borrow<Item>>(
     st: &AppState,
     env: &Environment,
-    items: &[Item],
+    items: &[I],
     flags: &[&Item],
 ) -> Vec<Option<Value>> {
     // The installed document has the segments parsed already.
@@ -69,7 +69,12 @@ pub(super) fn availability(
 }
 
 /// An item's representation; a flag's with its `flagdInProcess`.
-pub(super) fn item_view(st: &AppState, env: &Environment, items: &[Item], item: &Item) -> Value {
+pub(super) fn item_view<I: std::borrow::Borrow<Item>>(
+    st: &AppState,
+    env: &Environment,
+    items: &[I],
+    item: &Item,
+) -> Value {
     let mut view = item_json(item);
     if item.kind == ItemKind::Flag
         && let Some(Some(flagd)) = availability(st, env, items, &[item]).pop()
@@ -80,10 +85,10 @@ pub(super) fn item_view(st: &AppState, env: &Environment, items: &[Item], item: 
 }
 
 /// An item with its ETag, as [`item_view`] shows it.
-pub(super) fn item_view_response(
+pub(super) fn item_view_response<I: std::borrow::Borrow<Item>>(
     st: &AppState,
     env: &Environment,
-    items: &[Item],
+    items: &[I],
     status: StatusCode,
     item: &Item,
 ) -> Response {

@@ -171,7 +171,7 @@ pub(super) async fn put<K: Kind>(
                     ));
                 }
             } else {
-                check_if_match(precondition, kind, &key, current)?;
+                check_if_match(precondition, kind, &key, current.map(|c| &**c))?;
             }
             Ok(vec![Mutation {
                 kind,

@@ -188,9 +188,14 @@ fn kind_name(kind: ItemKind) -> &'static str {
     }
 }
 
-fn find<'a>(items: &'a [Item], kind: ItemKind, key: &str) -> AppResult<&'a Item> {
+fn find<'a, I: std::borrow::Borrow<Item>>(
+    items: &'a [I],
+    kind: ItemKind,
+    key: &str,
+) -> AppResult<&'a Item> {
     items
         .iter()
+        .map(|i| i.borrow())
         .find(|i| i.kind == kind && i.key == key)
         .ok_or_else(|| ApiError::not_found(format!("{} `{key}` not found", kind_name(kind))))
 }

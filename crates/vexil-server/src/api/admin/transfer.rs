@@ -11,8 +11,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 use vexil_engine::model::Bucketing;
-use vexil_store::{Action, ItemKind, Mutation};
+
+use vexil_store::{Action, Item, ItemKind, Mutation};
 
 use super::environments::bucketing_change;
 use super::{AppResult, St, admin_env, env_to_write, etag};
@@ -90,11 +92,15 @@ pub(super) async fn import(
                 Action::Import,
             ));
         }
+        // Indexes, not searches: a document of n items against an
+        // environment of n items must not cost n².
+        let held: HashMap<(ItemKind, &str), &Item> = state
+            .items
+            .iter()
+            .map(|i| ((i.kind, i.key.as_str()), &**i))
+            .collect();
         for (kind, key, def) in &desired {
-            let current = state
-                .items
-                .iter()
-                .find(|i| i.kind == *kind && &i.key == key);
+            let current = held.get(&(*kind, key.as_str())).copied();
             if current.is_some_and(|c| &c.definition == def && !c.archived) {
                 continue;
             }
@@ -108,11 +114,12 @@ pub(super) async fn import(
             });
         }
         if params.mode == ImportMode::Replace {
+            let wanted: HashSet<(ItemKind, &str)> = desired
+                .iter()
+                .map(|(k, key, _)| (*k, key.as_str()))
+                .collect();
             for item in state.items {
-                if !desired
-                    .iter()
-                    .any(|(k, key, _)| *k == item.kind && *key == item.key)
-                {
+                if !wanted.contains(&(item.kind, item.key.as_str())) {
                     mutations.push(Mutation {
                         kind: item.kind,
                         key: item.key.clone(),

@@ -5,15 +5,15 @@ use vexil_store::Action;
 
 use super::*;
 
-fn item(kind: ItemKind, key: &str, def: serde_json::Value, archived: bool) -> Item {
-    Item {
+fn item(kind: ItemKind, key: &str, def: serde_json::Value, archived: bool) -> Arc<Item> {
+    Arc::new(Item {
         kind,
         key: key.to_owned(),
         definition: def,
         version: 1,
         archived,
         updated_at: 0,
-    }
+    })
 }
 
 fn flag(on: bool) -> serde_json::Value {
@@ -42,10 +42,11 @@ fn mutation(
 
 #[test]
 fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
+    // In item order, as the write path holds them.
     let items = vec![
+        item(ItemKind::Flag, "a", flag(true), false),
         item(ItemKind::Flag, "b", flag(true), false),
         item(ItemKind::Flag, "d", flag(false), true),
-        item(ItemKind::Flag, "a", flag(true), false),
         item(ItemKind::Segment, "s", json!({"rules": []}), false),
     ];
     let doc = document_of(items.iter(), Bucketing::Concat).unwrap();
@@ -56,6 +57,12 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
         vec![mutation(ItemKind::Flag, "b", Some(flag(false)), true)],
         vec![mutation(ItemKind::Flag, "d", Some(flag(true)), false)],
         vec![
+            mutation(ItemKind::Flag, "z", Some(flag(true)), false),
+            mutation(ItemKind::Flag, "b", None, false),
+            mutation(ItemKind::Flag, "z", Some(flag(false)), false),
+            mutation(ItemKind::Segment, "a", Some(json!({"rules": []})), false),
+        ],
+        vec![
             mutation(ItemKind::Segment, "s", None, false),
             mutation(ItemKind::Segment, "t", Some(json!({"rules": []})), false),
             mutation(ItemKind::Flag, "0", Some(flag(true)), false),
@@ -63,6 +70,19 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
     ];
     for mutations in changes {
         let (after, doc_after) = apply(&items, &doc, &mutations, 2, 7).unwrap();
+        let order: Vec<_> = after.iter().map(|i| item_order(i.kind, &i.key)).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        // Every item is the old one, or the mutation's.
+        for i in after.iter() {
+            match mutations
+                .iter()
+                .rev()
+                .find(|m| m.kind == i.kind && m.key == i.key)
+            {
+                Some(m) => assert_eq!(Some(&i.definition), m.after.as_ref()),
+                None => assert!(items.iter().any(|old| Arc::ptr_eq(old, i))),
+            }
+        }
         let expected = document_of(after.iter(), Bucketing::Concat).unwrap();
         assert_eq!(
             serde_json::to_value(&doc_after).unwrap(),
