@@ -7,12 +7,15 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use vexil_engine::{Context, Document, Format, ValueType, compile, evaluate_all_into, load};
+use vexil_engine::model::FlagDef;
+use vexil_engine::{
+    Context, Document, Format, Keyed, ValueType, compile, compile_reusing, evaluate_all_into, load,
+};
 
 /// Counts live heap bytes, to report what a snapshot occupies.
 struct Counting;
@@ -204,6 +207,25 @@ fn compilation(c: &mut Criterion) {
             b.iter_batched(
                 || (),
                 |_| black_box(compile(&doc).unwrap()),
+                BatchSize::PerIteration,
+            )
+        });
+        // The write path's case: one flag changed, the rest shared with
+        // the compiled prior version.
+        let prior = compile(&doc).unwrap().snapshot;
+        let mut pairs = doc.flags.shared().to_vec();
+        let mut changed: FlagDef = (*pairs[n / 2].1).clone();
+        changed.enabled = !changed.enabled;
+        pairs[n / 2].1 = std::sync::Arc::new(changed);
+        let next = Document {
+            flags: Keyed::from_shared(pairs),
+            ..doc.clone()
+        };
+        let never = AtomicBool::new(false);
+        g.bench_function(format!("reusing_one_changed_of_{n}_flags"), |b| {
+            b.iter_batched(
+                || (),
+                |_| black_box(compile_reusing(&next, &doc, &prior, &never).unwrap()),
                 BatchSize::PerIteration,
             )
         });

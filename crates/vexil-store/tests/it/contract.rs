@@ -422,3 +422,67 @@ async fn bucketing_is_a_versioned_and_logged_environment_setting() {
     })
     .await;
 }
+
+/// A large commit is written in multi-row statements; the result is that
+/// of its mutations one after the other, the same item touched several
+/// times included.
+#[tokio::test]
+async fn a_large_commit_applies_its_mutations_in_order() {
+    for_each_store(|t| async move {
+        let s = &t.store;
+        let p = s.create_project("p", "P", 1).await.unwrap();
+        let env = s.create_environment(p.id, "dev", "Dev", 1).await.unwrap();
+        let delete = |key: &str| Mutation {
+            kind: ItemKind::Flag,
+            key: key.into(),
+            action: Action::Delete,
+            before: None,
+            after: None,
+            archived: false,
+        };
+        let mut mutations: Vec<Mutation> =
+            (0..600).map(|i| flag(&format!("f{i:03}"), true)).collect();
+        // Within one run: written twice, the second wins.
+        mutations.push(flag("f001", false));
+        // Deleted, then written again: it exists.
+        mutations.push(delete("f002"));
+        mutations.push(flag("f002", false));
+        // Written, then deleted: it does not.
+        mutations.push(flag("zz", true));
+        mutations.push(delete("zz"));
+        mutations.push(delete("f003"));
+        let v = s.commit(env.id, 0, "alice", &mutations, 10).await.unwrap();
+        assert_eq!(v, 1, "{}", t.name);
+        let state = s.load(env.id).await.unwrap();
+        assert_eq!(state.items.len(), 599, "{}", t.name);
+        let def = |key: &str| {
+            state
+                .items
+                .iter()
+                .find(|i| i.key == key)
+                .map(|i| i.definition["enabled"].clone())
+        };
+        assert_eq!(def("f000"), Some(json!(true)), "{}", t.name);
+        assert_eq!(def("f001"), Some(json!(false)), "{}", t.name);
+        assert_eq!(def("f002"), Some(json!(false)), "{}", t.name);
+        assert_eq!(def("f003"), None, "{}", t.name);
+        assert_eq!(def("zz"), None, "{}", t.name);
+        assert_eq!(def("f599"), Some(json!(true)), "{}", t.name);
+        let log = s
+            .changes(
+                env.id,
+                &ChangeFilter {
+                    item: None,
+                    after_version: 0,
+                    limit: 1000,
+                },
+            )
+            .await
+            .unwrap();
+        let keys: Vec<&str> = log.iter().map(|c| c.key.as_str()).collect();
+        let expected: Vec<&str> = mutations.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, expected, "{}", t.name);
+        t
+    })
+    .await;
+}
