@@ -291,9 +291,11 @@ fn compile_with(
             );
         }
     }
-    let mut flag_index: FxHashMap<&str, u32> =
-        FxHashMap::with_capacity_and_hasher(doc.flags.len(), Default::default());
-    for (i, (key, _)) in doc.flags.iter().enumerate() {
+    // With the prior's keys in the prior's order, the prior's snapshot
+    // answers where a flag is, and its keys passed these checks already.
+    let same_layout = prior.as_ref().is_some_and(|p| p.same_layout);
+    let mut flag_index: FxHashMap<&str, u32> = FxHashMap::default();
+    for (i, (key, _)) in doc.flags.iter().enumerate().filter(|_| !same_layout) {
         // A key the prior document had passed this check there.
         if prior.as_ref().is_none_or(|p| p.changed[i]) {
             c.check_key("flags", key, "flag");
@@ -352,21 +354,34 @@ fn compile_with(
 
     let mut flags = Vec::with_capacity(doc.flags.len());
     let mut flag_sources = Vec::with_capacity(doc.flags.len());
-    let mut prereq_edges: Vec<Vec<u32>> = Vec::with_capacity(doc.flags.len());
+    let position = |key: &str| -> Option<u32> {
+        match &prior {
+            Some(p) if same_layout => p.snapshot.position(key).map(|i| i as u32),
+            _ => flag_index.get(key).copied(),
+        }
+    };
+    // Whether any flag's prerequisites may differ from the prior's: if not,
+    // the prior's graph had no cycle and no chain too deep, and neither
+    // has this one.
+    let mut edges_changed = !same_layout;
     for (i, (key, def)) in doc.flags.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Err(stopped());
         }
         if let Some((flag, source)) = prior.as_ref().and_then(|p| p.reusable(i, key)) {
             c.regex_bytes += flag.regex_bytes;
-            prereq_edges.push(flag.prerequisites.iter().map(|&(p, _)| p).collect());
             flags.push(flag);
             flag_sources.push(source.unwrap_or_else(|| Arc::new(FlagSource::new(def))));
             continue;
         }
         let at = root.at(["flags", key]);
-        let (flag, edges) = c.flag(&at, key, def, doc, &flag_index, &segment_index);
-        prereq_edges.push(edges);
+        let (flag, edges) = c.flag(&at, key, def, doc, &position, &segment_index);
+        edges_changed = edges_changed
+            || !edges.is_empty()
+            || prior
+                .as_ref()
+                .and_then(|p| p.snapshot.flags.get(i))
+                .is_none_or(|f| !f.prerequisites.is_empty());
         flags.push(Arc::new(flag));
         flag_sources.push(Arc::new(FlagSource::new(def)));
     }
@@ -382,6 +397,40 @@ fn compile_with(
             ),
         );
     }
+    if edges_changed {
+        check_prerequisite_graph(&mut c, doc, &flags);
+    }
+
+    if !c.problems.is_empty() {
+        return Err(Problems(c.problems));
+    }
+    let index = match &prior {
+        Some(p) if same_layout => Some(p.snapshot.index.clone()),
+        _ => None,
+    };
+    Ok(Compiled {
+        snapshot: Snapshot::new(
+            flags,
+            segments,
+            doc.bucketing,
+            Sources {
+                flags: flag_sources.into_boxed_slice(),
+                segments: segment_sources.into_boxed_slice(),
+            },
+            index,
+        ),
+        warnings: Vec::new(),
+    })
+}
+
+/// Prerequisite cycles, and chains deeper than allowed (a compiled flag's
+/// prerequisites are its edges).
+fn check_prerequisite_graph(c: &mut Compiler, doc: &Document, flags: &[Arc<CompiledFlag>]) {
+    let root = Pointer::root();
+    let prereq_edges: Vec<Vec<u32>> = flags
+        .iter()
+        .map(|f| f.prerequisites.iter().map(|&(p, _)| p).collect())
+        .collect();
     let flag_keys: Vec<&str> = doc.flags.keys().collect();
     let cycles = find_cycles(&prereq_edges);
     for cycle in &cycles {
@@ -410,22 +459,6 @@ fn compile_with(
             }
         }
     }
-
-    if !c.problems.is_empty() {
-        return Err(Problems(c.problems));
-    }
-    Ok(Compiled {
-        snapshot: Snapshot::new(
-            flags,
-            segments,
-            doc.bucketing,
-            Sources {
-                flags: flag_sources.into_boxed_slice(),
-                segments: segment_sources.into_boxed_slice(),
-            },
-        ),
-        warnings: Vec::new(),
-    })
 }
 
 /// Collects problems while walking a document.
@@ -585,7 +618,7 @@ impl Compiler {
         key: &str,
         def: &FlagDef,
         doc: &Document,
-        flag_index: &FxHashMap<&str, u32>,
+        flag_position: &dyn Fn(&str) -> Option<u32>,
         segment_index: &FxHashMap<&str, u32>,
     ) -> (CompiledFlag, Vec<u32>) {
         let regex_before = self.regex_bytes;
@@ -718,7 +751,7 @@ impl Compiler {
                 self.problem(&at.push("flag"), "a flag cannot be its own prerequisite");
                 continue;
             }
-            let Some((fi, other)) = flag_index.get(pre.flag.as_str()).and_then(|&fi| {
+            let Some((fi, other)) = flag_position(&pre.flag).and_then(|fi| {
                 let (_, other) = doc.flags.shared().get(fi as usize)?;
                 Some((fi, other))
             }) else {

@@ -27,7 +27,7 @@ pub struct Snapshot {
     /// change the flag (see [`crate::compile_reusing`]).
     pub(crate) flags: Box<[Arc<CompiledFlag>]>,
     /// Flag positions by key hash; keys are compared in `flags`.
-    index: HashTable<u32>,
+    pub(crate) index: HashTable<u32>,
     pub(crate) segments: Box<[CompiledSegment]>,
     pub(crate) bucketing: Bucketing,
     /// What explanations show and evaluation never reads (clauses as
@@ -41,13 +41,19 @@ impl Snapshot {
         segments: Vec<CompiledSegment>,
         bucketing: Bucketing,
         sources: Sources,
+        index: Option<HashTable<u32>>,
     ) -> Self {
-        let mut index = HashTable::with_capacity(flags.len());
-        for (i, f) in flags.iter().enumerate() {
-            index.insert_unique(key_hash(&f.key), i as u32, |&j| {
-                key_hash(&flags[j as usize].key)
-            });
-        }
+        // A prior version's index serves when the keys and their order are
+        // the same (the caller knows).
+        let index = index.unwrap_or_else(|| {
+            let mut index = HashTable::with_capacity(flags.len());
+            for (i, f) in flags.iter().enumerate() {
+                index.insert_unique(key_hash(&f.key), i as u32, |&j| {
+                    key_hash(&flags[j as usize].key)
+                });
+            }
+            index
+        });
         Snapshot {
             flags: flags.into_boxed_slice(),
             index,
@@ -64,6 +70,7 @@ impl Snapshot {
             Vec::new(),
             Bucketing::default(),
             Sources::default(),
+            None,
         )
     }
 

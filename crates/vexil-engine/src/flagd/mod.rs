@@ -217,7 +217,7 @@ pub fn compile(doc: &FlagdDocument) -> Result<Compiled, Problems> {
     }
     Ok(Compiled {
         // No native rules or segments: nothing for explanations to keep.
-        snapshot: Snapshot::new(flags, Vec::new(), doc.bucketing, Sources::default()),
+        snapshot: Snapshot::new(flags, Vec::new(), doc.bucketing, Sources::default(), None),
         warnings,
     })
 }

@@ -181,3 +181,29 @@ proptest! {
         }
     }
 }
+
+/// A changed flag that gains a prerequisite can close a cycle with flags
+/// that did not change: the whole graph is checked again.
+#[test]
+fn a_new_prerequisite_closing_a_cycle_is_refused() {
+    let def = |prerequisite: Option<&str>| {
+        let mut d = json!({"variants": {"a": 0, "b": 1}, "defaultServe": {"variant": "a"}});
+        if let Some(p) = prerequisite {
+            d["prerequisites"] = json!([{"flag": p, "variant": "a"}]);
+        }
+        d
+    };
+    let prior = apply(
+        &Document::default(),
+        &[
+            Change::Flag(0, Some(def(Some("f1")))),
+            Change::Flag(1, Some(def(None))),
+        ],
+    );
+    let prior_snapshot = compile(&prior).unwrap().snapshot;
+    let doc = apply(&prior, &[Change::Flag(1, Some(def(Some("f0"))))]);
+    let problems = compile_reusing(&doc, &prior, &prior_snapshot, &AtomicBool::new(false))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(problems.to_string().contains("cycle"), "{problems}");
+}
