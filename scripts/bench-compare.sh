@@ -6,6 +6,7 @@
 # Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-flags.sh
 OLD=$1 NEW=$2
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-6}"
 ROUNDS="${ROUNDS:-3}"
@@ -18,14 +19,7 @@ wrk.method = "POST"
 wrk.body = os.getenv("BODY")
 wrk.headers["Content-Type"] = "application/json"
 LUA
-python3 - "$WORK/flags.json" <<'PY'
-import json, sys
-flag = {"variants": {"on": True, "off": False}, "defaultServe": {"variant": "off"},
-        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA", "GB"]},
-                               {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
-                   "serve": {"rollout": {"weights": {"on": 50, "off": 50}}}}]}
-json.dump({"flags": {f"flag-{i}": flag for i in range(50)}}, open(sys.argv[1], "w"))
-PY
+bench_flags "$WORK/flags.json" 50
 export BODY='{"context":{"targetingKey":"user-1234567","country":"CA","plan":"pro"}}'
 export VEXIL_ADMIN_KEY=bench-admin-key-0123456789
 

@@ -4,6 +4,7 @@
 # edge's idle RSS. Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-flags.sh
 FLAGS="${FLAGS:-10000}"
 cargo build --release -q -p vexil
 BIN=target/release
@@ -17,14 +18,7 @@ VEXIL_LOG=warn "$BIN/vexil" serve --listen 127.0.0.1:18198 --data-dir "$WORK/dat
   --rate-limit-admin 0 --max-body-bytes 67108864 > "$WORK/serve.log" 2>&1 & PIDS+=($!)
 SERVER=$!
 for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:18198/readyz && break; sleep 0.1; done
-python3 - "$WORK/flags.json" "$FLAGS" <<'PY'
-import json, sys
-flag = {"variants": {"on": True, "off": False}, "defaultServe": {"variant": "off"},
-        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA", "GB"]},
-                               {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
-                   "serve": {"rollout": {"weights": {"on": 50, "off": 50}}}}]}
-json.dump({"flags": {f"flag-{i}": flag for i in range(int(sys.argv[2]))}}, open(sys.argv[1], "w"))
-PY
+bench_flags "$WORK/flags.json" "$FLAGS"
 export VEXIL_URL=http://127.0.0.1:18198
 "$BIN/vexil" import "$WORK/flags.json" > /dev/null
 KEY=$("$BIN/vexil" keys create --name edge --scope server 2>/dev/null)

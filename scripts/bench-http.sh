@@ -12,6 +12,7 @@
 # Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-flags.sh
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-8}"
 RUNS="${RUNS:-3}"
 CONNS="${CONNS:-64}"
@@ -98,14 +99,7 @@ VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen 127.0.0.1:$P_SERVER --da
   --rate-limit-client 100000000 --rate-limit-server 100000000 --rate-limit-admin 0 > "$WORK/serve.log" 2>&1 & PIDS+=($!)
 SERVER=$!
 sleep 1
-python3 - "$WORK/flags.json" <<'PY'
-import json, sys
-flag = {"variants": {"on": True, "off": False}, "defaultServe": {"variant": "off"},
-        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA", "GB"]},
-                               {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
-                   "serve": {"rollout": {"weights": {"on": 50, "off": 50}}}}]}
-json.dump({"flags": {f"flag-{i}": flag for i in range(50)}}, open(sys.argv[1], "w"))
-PY
+bench_flags "$WORK/flags.json" 50
 export VEXIL_URL=http://127.0.0.1:$P_SERVER
 "$BIN/vexil" import "$WORK/flags.json" > /dev/null
 KEY=$("$BIN/vexil" keys create --name bench --scope client 2>/dev/null)

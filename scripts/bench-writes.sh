@@ -8,6 +8,7 @@
 #   ./scripts/bench-writes.sh                 # SIZES="1000 10000 100000" SECONDS_PER_RUN=10
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-flags.sh
 SIZES="${SIZES:-1000 10000 100000}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 PORT="${PORT:-18301}"
@@ -23,14 +24,7 @@ rss() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
 
 for n in $SIZES; do
   rm -rf "$WORK/data"
-  python3 - "$WORK/flags.json" "$n" <<'PY'
-import json, sys
-flag = {"variants": {"on": True, "off": False}, "defaultServe": {"variant": "off"},
-        "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA", "GB"]},
-                               {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
-                   "serve": {"rollout": {"weights": {"on": 50, "off": 50}}}}]}
-json.dump({"flags": {f"flag-{i}": flag for i in range(int(sys.argv[2]))}}, open(sys.argv[1], "w"))
-PY
+  bench_flags "$WORK/flags.json" "$n"
   VEXIL_LOG=warn taskset -c 0 "$BIN/vexil" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
     --rate-limit-admin 0 --max-body-bytes 268435456 > "$WORK/serve.log" 2>&1 & PIDS+=($!)
   SERVER=$!

@@ -176,9 +176,11 @@ pub fn compile_until(doc: &Document, stop: &AtomicBool) -> Result<Compiled, Prob
 /// compiled again only when its definition is not the very one `prior`
 /// holds (the same `Arc`, see [`Keyed::shared`]), or when it refers by
 /// position to flags or segments and those moved, or its prerequisites
-/// changed. Segments and everything about the whole document (keys,
-/// cycles, chain depth, the regular-expression budget) are checked again
-/// in full; the result is the snapshot [`compile`] would make of `doc`.
+/// changed. Segments and the regular-expression budget are checked again;
+/// keys, cycles and chain depth too, unless the prior proves them (the
+/// same keys in the same order; no recompiled flag with prerequisites,
+/// then or now). The result is the snapshot [`compile`] would make of
+/// `doc`.
 pub fn compile_reusing(
     doc: &Document,
     prior: &Document,

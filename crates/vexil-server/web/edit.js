@@ -4,7 +4,7 @@
 // else saved first (412): what they changed, with reload or re-apply.
 
 import { call } from './api.js';
-import { h, fill, modal, diffView } from './dom.js';
+import { h, fill, modal, diffView, announce } from './dom.js';
 
 const clone = (v) => structuredClone(v);
 
@@ -113,4 +113,31 @@ export async function showConflict({ url, noun, base, mine, notice, reload, adop
         onclick: () => adopt(theirs, reapply(base.definition, mine, theirs.definition)) }, 'Re-apply my edits on their version')));
   view.id = 'conflict';
   view.querySelector('button').focus();
+}
+
+/**
+ * Reviews an edited definition and saves it with `If-Match` on the version
+ * edited, then says how it went: `saved(item)` with the stored item; after
+ * a 412, the conflict view (its re-apply calls `adopt(theirs, merged)`);
+ * after a 422, `render()` and the problems placed at their fields under
+ * the item's pointer `/${section}/${key}`.
+ */
+export async function saveDefinition({ url, title, noun, section, key, base, after, root, notice, saved, render, reload, adopt }) {
+  if (!(await reviewChange(title, base, after))) return;
+  const r = await call('PUT', url, after, { 'If-Match': `"${base.version}"` });
+  if (r.ok) {
+    saved(r.body);
+    notice('ok', `Saved: version ${r.body.version}.`); announce('Saved');
+  } else if (r.status === 412) {
+    await showConflict({
+      url, noun, base, mine: after, notice, reload,
+      adopt: (theirs, merged) => {
+        adopt(theirs, merged);
+        notice('', 'Your edits were applied to the current version. Review and save again.');
+      },
+    });
+  } else if (r.status === 422) {
+    render();
+    notice('bad', h('p', {}, 'The server refused the change:'), placeProblems(root, `/${section}/${escapeToken(key)}`, r.body.problems || []));
+  } else notice('bad', r.body?.message || `refused (${r.status})`);
 }

@@ -7,7 +7,7 @@ import { call, paths } from './api.js';
 import { h, fill, field, show, confirmAction, announce, pretty } from './dom.js';
 import { variantsEditor, targetsEditor, prerequisitesEditor, rulesEditor, serveEditor, flagType } from './rules.js';
 import { auditList, loadChanges } from './audit.js';
-import { same, escapeToken, notices, reviewChange, placeProblems, showConflict } from './edit.js';
+import { same, notices, saveDefinition } from './edit.js';
 
 const clone = (v) => structuredClone(v);
 
@@ -136,26 +136,14 @@ export async function flagPage(ctx, key) {
     announce(`${key} turned ${on ? 'on' : 'off'}`);
   }
 
-  async function save() {
-    const after = clone(def);
-    if (!(await reviewChange(`Save "${key}"?`, base, after))) return;
-    const r = await call('PUT', url, after, { 'If-Match': `"${base.version}"` });
-    if (r.ok) {
-      base = r.body; def = clone(base.definition); dirty = false;
-      render(); notice('ok', `Saved: version ${base.version}.`); announce('Saved');
-    } else if (r.status === 412) {
-      await showConflict({
-        url, noun: 'flag', base, mine: after, notice,
-        reload: () => load('Reloaded: your edits were discarded.'),
-        adopt: (theirs, merged) => {
-          base = theirs; def = merged; render();
-          notice('', 'Your edits were applied to the current version. Review and save again.');
-        },
-      });
-    } else if (r.status === 422) {
-      render();
-      notice('bad', h('p', {}, 'The server refused the change:'), placeProblems(root, `/flags/${escapeToken(key)}`, r.body.problems || []));
-    } else notice('bad', r.body?.message || `refused (${r.status})`);
+  function save() {
+    return saveDefinition({
+      url, title: `Save "${key}"?`, noun: 'flag', section: 'flags', key,
+      base, after: clone(def), root, notice, render,
+      saved: (item) => { base = item; def = clone(base.definition); dirty = false; render(); },
+      reload: () => load('Reloaded: your edits were discarded.'),
+      adopt: (theirs, merged) => { base = theirs; def = merged; render(); },
+    });
   }
 
   saveButton.addEventListener('click', save);

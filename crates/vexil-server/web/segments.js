@@ -6,7 +6,7 @@
 import { call, must, paths } from './api.js';
 import { h, fill, field, show, announce } from './dom.js';
 import { clauseEditor } from './rules.js';
-import { same, escapeToken, notices, reviewChange, placeProblems, showConflict } from './edit.js';
+import { same, notices, saveDefinition } from './edit.js';
 
 const clone = (v) => structuredClone(v);
 const segmentsUrl = (p, e) => `${paths.env(p, e)}/segments`;
@@ -94,27 +94,13 @@ export async function segmentPage(ctx, key) {
     if (message) notice('ok', message);
   }
 
-  save.addEventListener('click', async () => {
-    const after = clone(def);
-    if (!(await reviewChange(`Save segment "${key}"?`, base, after))) return;
-    const r = await call('PUT', url, after, { 'If-Match': `"${base.version}"` });
-    if (r.ok) {
-      base = r.body; def = clone(base.definition); render();
-      notice('ok', `Saved: version ${base.version}.`); announce('Saved');
-    } else if (r.status === 412) {
-      await showConflict({
-        url, noun: 'segment', base, mine: after, notice,
-        reload: () => load('Reloaded: your edits were discarded.'),
-        adopt: (theirs, merged) => {
-          base = theirs; def = merged; render();
-          notice('', 'Your edits were applied to the current version. Review and save again.');
-        },
-      });
-    } else if (r.status === 422) {
-      render();
-      notice('bad', h('p', {}, 'The server refused the change:'), placeProblems(root, `/segments/${escapeToken(key)}`, r.body.problems || []));
-    } else notice('bad', r.body?.message || `refused (${r.status})`);
-  });
+  save.addEventListener('click', () => saveDefinition({
+    url, title: `Save segment "${key}"?`, noun: 'segment', section: 'segments', key,
+    base, after: clone(def), root, notice, render,
+    saved: (item) => { base = item; def = clone(base.definition); render(); },
+    reload: () => load('Reloaded: your edits were discarded.'),
+    adopt: (theirs, merged) => { base = theirs; def = merged; render(); },
+  }));
 
   await load();
   show(root);
