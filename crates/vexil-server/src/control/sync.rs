@@ -180,7 +180,7 @@ impl Control {
             self.plane.eval_counters(env_id, &label),
         );
         let snap = Arc::new(snap);
-        if !self.plane.install_shared(snap.clone()) {
+        if !self.plane.install(snap.clone()) {
             return Ok(());
         }
         // Versions this server did not write: from the change log into the

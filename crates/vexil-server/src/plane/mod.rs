@@ -101,27 +101,18 @@ impl Plane {
 
     /// Installs a snapshot unless the same or a newer version is there;
     /// returns whether it was installed.
-    pub(crate) fn install(&self, snap: EnvSnapshot) -> bool {
-        self.install_if(snap, |current, new| current < new)
+    pub(crate) fn install(&self, snap: impl Into<Arc<EnvSnapshot>>) -> bool {
+        self.install_if(snap.into(), |current, new| current < new)
     }
 
     /// Installs a snapshot unless a newer version is there: the same
     /// version again when what is known of it changed (an edge learns the
     /// environment's name after its first version).
-    pub(crate) fn reinstall(&self, snap: EnvSnapshot) -> bool {
-        self.install_if(snap, |current, new| current <= new)
+    pub(crate) fn reinstall(&self, snap: impl Into<Arc<EnvSnapshot>>) -> bool {
+        self.install_if(snap.into(), |current, new| current <= new)
     }
 
-    /// As [`Plane::install`], for a snapshot the caller keeps a handle on.
-    pub(crate) fn install_shared(&self, snap: Arc<EnvSnapshot>) -> bool {
-        self.install_arc(snap, |current, new| current < new)
-    }
-
-    fn install_if(&self, snap: EnvSnapshot, newer: fn(i64, i64) -> bool) -> bool {
-        self.install_arc(Arc::new(snap), newer)
-    }
-
-    fn install_arc(&self, snap: Arc<EnvSnapshot>, newer: fn(i64, i64) -> bool) -> bool {
+    fn install_if(&self, snap: Arc<EnvSnapshot>, newer: fn(i64, i64) -> bool) -> bool {
         let id = snap.env.id;
         let mut installed = false;
         self.snapshots.rcu(|map| {
