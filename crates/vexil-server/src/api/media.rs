@@ -37,17 +37,27 @@ pub(crate) fn is_yaml(media_type: &str) -> bool {
 /// route's format (clients that do not label their bodies keep working);
 /// a request without a body is never refused for its label.
 pub(crate) fn refused_media_type(req: &Request, accepted: impl Fn(&str) -> bool) -> Option<String> {
-    if req.body().size_hint().exact() == Some(0) {
+    let empty = req.body().size_hint().exact() == Some(0);
+    refused_body_type(req.headers(), empty, accepted)
+}
+
+/// [`refused_media_type`] of a request's headers, knowing whether its
+/// body is empty.
+pub(crate) fn refused_body_type(
+    headers: &HeaderMap,
+    empty: bool,
+    accepted: impl Fn(&str) -> bool,
+) -> Option<String> {
+    if empty {
         return None;
     }
     // The common case without allocating: exactly `application/json`.
-    if req
-        .headers()
+    if headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
         && accepted("application/json")
     {
         return None;
     }
-    media_type(req.headers()).filter(|t| !accepted(t))
+    media_type(headers).filter(|t| !accepted(t))
 }

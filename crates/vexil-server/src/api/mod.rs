@@ -11,15 +11,18 @@ pub(crate) mod ui;
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api::error::{Family, is_plain_error, json_error};
-use crate::api::media::{is_json, refused_media_type};
+use crate::api::media::{is_json, refused_body_type, refused_media_type};
 use crate::http::Table;
+use crate::plane::{Hot, Plane};
 use crate::state::AppState;
 
 /// The server's own routes: health, readiness, metrics, the OpenAPI
@@ -45,7 +48,7 @@ pub(crate) fn route_list() -> Vec<(Method, String)> {
 /// The whole application: the admin API, health, metrics and the
 /// OpenAPI description over `state`, and the data plane's routes over
 /// `state.plane`.
-pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Application {
     let admin = admin::routes()
         .router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -57,20 +60,46 @@ pub(crate) fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .merge(admin)
         .merge(ui::routes().router)
         .with_state(state.clone());
-    own.merge(
-        crate::plane::routes()
-            .router
-            .with_state(state.plane.clone()),
-    )
-    .fallback(not_found)
-    .layer(DefaultBodyLimit::max(max_body_bytes))
+    let router = own
+        .merge(
+            crate::plane::routes()
+                .router
+                .with_state(state.plane.clone()),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    Application {
+        router,
+        plane: state.plane.clone(),
+    }
 }
 
-/// The accept loop serves the router through [`serve_request`]; its
-/// refusals (a body too large or too slow) use the route family's format.
-impl crate::http::App for Router {
-    fn serve(self, req: Request) -> impl std::future::Future<Output = Response> + Send {
-        serve_request(self, req)
+/// What the accept loop serves, on a server or an edge: the data plane's
+/// evaluation routes answered directly ([`Hot`]), everything else through
+/// the router.
+#[derive(Clone)]
+pub(crate) struct Application {
+    pub(crate) router: Router,
+    pub(crate) plane: Arc<Plane>,
+}
+
+/// Refusals (a body too large or too slow) use the route family's format.
+impl crate::http::App for Application {
+    async fn serve(self, parts: Parts, body: Bytes) -> Response {
+        let Some(route) = Hot::of(&parts.method, parts.uri.path()) else {
+            let body = if body.is_empty() {
+                Body::empty()
+            } else {
+                Body::from(body)
+            };
+            return serve_request(self.router, Request::from_parts(parts, body)).await;
+        };
+        if let Some(t) = refused_body_type(&parts.headers, body.is_empty(), is_json) {
+            let mut resp = unsupported_media_type(&t);
+            crate::plane::cors(&parts.headers, &mut resp);
+            return resp;
+        }
+        route.answer(&self.plane, &parts.headers, &body).await
     }
 
     fn refuse(
@@ -82,6 +111,16 @@ impl crate::http::App for Router {
     ) -> Response {
         Family::of(path).error(status, code, message)
     }
+}
+
+/// The data plane's refusal of a body that is not JSON.
+fn unsupported_media_type(media_type: &str) -> Response {
+    crate::plane::error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        None,
+        "GENERAL",
+        &format!("request body must be application/json, not `{media_type}`"),
+    )
 }
 
 /// Runs a request through the application so that every error answer is
@@ -99,12 +138,7 @@ pub(crate) async fn serve_request(mut app: Router, req: Request) -> Response {
         .get(header::ORIGIN)
         .map(|o| (header::ORIGIN, o.clone()));
     let mut resp = match refused_media_type(&req, is_json) {
-        Some(t) if family == Family::DataPlane => crate::plane::error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            None,
-            "GENERAL",
-            &format!("request body must be application/json, not `{t}`"),
-        ),
+        Some(t) if family == Family::DataPlane => unsupported_media_type(&t),
         _ => {
             let resp = match app.call(req).await {
                 Ok(resp) => resp,

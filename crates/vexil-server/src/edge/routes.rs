@@ -5,14 +5,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use serde_json::json;
 use vexil_sdk::Status;
 
 use super::Upstream;
+use crate::api::Application;
 use crate::http::Table;
 use crate::metrics::escape;
 use crate::plane::Plane;
@@ -29,7 +30,7 @@ pub(super) fn app(
     plane: Arc<Plane>,
     upstreams: Vec<Arc<Upstream>>,
     max_body_bytes: usize,
-) -> Router {
+) -> Application {
     let own = Table::new()
         .route(Method::GET, "/healthz", crate::api::healthz)
         .route(Method::GET, "/readyz", readyz)
@@ -39,9 +40,11 @@ pub(super) fn app(
             plane: plane.clone(),
             upstreams,
         });
-    own.merge(crate::plane::routes().router.with_state(plane))
+    let router = own
+        .merge(crate::plane::routes().router.with_state(plane.clone()))
         .fallback(crate::api::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    Application { router, plane }
 }
 
 /// Seconds since the upstream last answered or sent anything.

@@ -44,14 +44,14 @@ impl<A: App> Bounded<A> {
     async fn handle(self, req: Request<Incoming>) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let body = if hyper::body::Body::is_end_stream(&body) {
-            Body::empty()
+            axum::body::Bytes::new()
         } else {
             match self.read_body(&parts, body).await {
-                Ok(bytes) => Body::from(bytes),
+                Ok(bytes) => bytes,
                 Err(resp) => return resp,
             }
         };
-        self.app.serve(Request::from_parts(parts, body)).await
+        self.app.serve(parts, body).await
     }
 
     async fn read_body(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Response, StatusCode};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -32,7 +32,11 @@ use watch::{Activity, Watched};
 /// refused before the application sees it (a body too large or too slow).
 pub(crate) trait App: Clone + Send + Sync + 'static {
     /// Answers a request whose body has fully arrived.
-    fn serve(self, req: Request<Body>) -> impl Future<Output = Response<Body>> + Send;
+    fn serve(
+        self,
+        parts: axum::http::request::Parts,
+        body: axum::body::Bytes,
+    ) -> impl Future<Output = Response<Body>> + Send;
 
     /// A refusal in the error format of the routes `path` belongs to.
     fn refuse(

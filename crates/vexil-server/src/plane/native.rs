@@ -29,9 +29,14 @@ pub(super) async fn evaluate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    answer(&plane, &headers, &body).await
+}
+
+/// The answer, for the router's handler and for the accept loop.
+pub(super) async fn answer(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Response {
     let started = tokio::time::Instant::now();
-    let mut resp = evaluate_inner(&plane, &headers, &body).await;
-    cors(&headers, &mut resp);
+    let mut resp = evaluate_inner(plane, headers, body).await;
+    cors(headers, &mut resp);
     plane
         .metrics
         .hot

@@ -24,9 +24,20 @@ pub(super) async fn single(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    answer_single(&plane, &key, &headers, &body)
+}
+
+/// The single-flag answer, for the router's handler and for the accept
+/// loop, which answers this route without the router.
+pub(super) fn answer_single(
+    plane: &Plane,
+    key: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let route = &plane.metrics.hot.ofrep_single;
-    hot(&plane, route, &headers, || {
-        single_inner(&plane, &key, &headers, &body)
+    hot(plane, route, headers, || {
+        single_inner(plane, key, headers, body)
     })
 }
 
@@ -66,10 +77,13 @@ pub(super) async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    answer_bulk(&plane, &headers, &body)
+}
+
+/// The bulk answer, for the router's handler and for the accept loop.
+pub(super) fn answer_bulk(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Response {
     let route = &plane.metrics.hot.ofrep_bulk;
-    hot(&plane, route, &headers, || {
-        bulk_inner(&plane, &headers, &body)
-    })
+    hot(plane, route, headers, || bulk_inner(plane, headers, body))
 }
 
 fn bulk_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Response {

@@ -116,6 +116,17 @@ async fn ofrep_single_flag_statuses_and_bodies() {
         json_of(&text),
         json!({"key": "checkout", "value": true, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {"owner": "web"}})
     );
+    // A key with a percent-escape goes through the router, which decodes
+    // it; plain keys are answered by the accept loop: the same answer.
+    let (st, _, escaped) = post(
+        &s,
+        &one("check%6Fut"),
+        Some(&client),
+        r#"{"context": {"targetingKey": "u1", "plan": "pro"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!((st, json_of(&escaped)), (StatusCode::OK, json_of(&text)));
     // No targeting key, `{}`, an empty body: all fine.
     for body in [r#"{"context": {"plan": "free"}}"#, "{}", ""] {
         let (st, _, text) = post(&s, &one("checkout"), Some(&server), body, &[]).await;
