@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod floor;
 mod grpc_sync;
 mod http;
 mod sdk;
@@ -43,6 +44,31 @@ enum Command {
         /// Measured seconds (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// The floor of SSE fan-out: the cost of writing one event to each of
+    /// N loopback sockets from one thread, with nothing else per socket
+    /// (`--writer-cpu 0 --reader-cpu 1`, as the server and the load generator
+    /// are pinned in the other benchmarks).
+    WriteFloor {
+        /// Sockets (subscribers).
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        /// Events written to every socket.
+        #[arg(long, default_value_t = 100)]
+        rounds: usize,
+        /// Bytes of one event (an SSE `change` event of one flag is about
+        /// this size).
+        #[arg(long, default_value_t = 400)]
+        frame_bytes: usize,
+        /// Pause between events, ms.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+        /// Core of the writing thread (the server's).
+        #[arg(long)]
+        writer_cpu: Option<u32>,
+        /// Core of the reading thread (the subscribers').
+        #[arg(long)]
+        reader_cpu: Option<u32>,
     },
     /// SSE fan-out: open N subscribers to /api/v1/stream, make M changes
     /// through the admin API, and report the delay from each write's
@@ -270,6 +296,21 @@ async fn main() -> Result<()> {
             seconds,
         } => http::run(&url, &method, body, &headers, connections, seconds).await,
         Command::BareServer { listen } => http::bare_server(listen).await,
+        Command::WriteFloor {
+            sockets,
+            rounds,
+            frame_bytes,
+            interval_ms,
+            writer_cpu,
+            reader_cpu,
+        } => floor::run(floor::FloorRun {
+            sockets,
+            rounds,
+            frame_bytes,
+            interval: Duration::from_millis(interval_ms),
+            writer_cpu,
+            reader_cpu,
+        }),
         Command::Sdk {
             url,
             write_url,

@@ -231,7 +231,7 @@ impl Control {
                     // A change event names items only: a version that
                     // changes a setting goes out as the whole environment.
                     let frame = if mutations.iter().any(|m| m.kind == ItemKind::Setting) {
-                        vexil_protocol::event::snapshot_frame(version, installed.document()).into()
+                        installed.snapshot_frame().clone()
                     } else {
                         change_frame(version, &mutations)
                     };

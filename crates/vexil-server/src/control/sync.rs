@@ -216,8 +216,8 @@ impl Control {
             // announce the new version with the whole environment instead
             // of staying silent.
             if last < version && before.is_some() {
-                let frame = vexil_protocol::event::snapshot_frame(version, snap.document());
-                self.plane.publish(env_id, version, Bytes::from(frame));
+                self.plane
+                    .publish(env_id, version, snap.snapshot_frame().clone());
             }
         }
         Ok(())

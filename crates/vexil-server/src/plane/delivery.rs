@@ -143,12 +143,7 @@ pub(super) async fn stream(
     let rx = plane.hub.subscribe(env_id);
     let current = plane.snapshot(env_id).unwrap_or(env);
     let version = current.env.version;
-    let snapshot_frame = || {
-        Bytes::from(vexil_protocol::event::snapshot_frame(
-            version,
-            current.document(),
-        ))
-    };
+    let snapshot_frame = || current.snapshot_frame().clone();
     let mut initial = match last_event_id(&headers, query.as_deref()) {
         Some(last) if last == version => Vec::new(),
         Some(last) if (0..version).contains(&last) => plane
@@ -219,9 +214,15 @@ fn event_stream_response(body: Body) -> Response {
 
 /// The body of an SSE response: `initial` frames, then one frame per
 /// change event newer than `sent` and per `keys` event (made by `frame`,
-/// which may skip an event), heartbeats while idle;
+/// which may skip an event), and a heartbeat comment every `heartbeat`;
 /// ends when the subscriber lags behind the buffer, the key it was opened
 /// with is revoked, or the server shuts down.
+///
+/// A change reaches every subscriber of its environment at once, so what
+/// a subscriber does per event is kept to the event: the wait for the end
+/// (shutdown, revocation) and the heartbeat's timer are made once per
+/// stream and stay registered between events, instead of being made and
+/// dropped around every event.
 fn event_body(
     plane: &Arc<Plane>,
     rx: broadcast::Receiver<Arc<StreamEvent>>,
@@ -230,22 +231,39 @@ fn event_body(
     sent: i64,
     frame: fn(&StreamEvent) -> Option<Bytes>,
 ) -> Body {
+    type Ended = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
     struct Feed {
-        plane: Arc<Plane>,
-        closing: tokio::sync::watch::Receiver<bool>,
         rx: broadcast::Receiver<Arc<StreamEvent>>,
-        revocations: tokio::sync::watch::Receiver<u64>,
-        key_hash: keys::Digest,
+        /// Completes when the stream must end: shutdown, or its key revoked.
+        ended: Ended,
+        beat: std::pin::Pin<Box<tokio::time::Sleep>>,
+        heartbeat: std::time::Duration,
+        dropped: Arc<crate::metrics::Metrics>,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
         frame: fn(&StreamEvent) -> Option<Bytes>,
     }
+    let mut closing = plane.closing.subscribe();
+    let mut revocations = plane.key_revocations.subscribe();
+    let watcher = plane.clone();
+    let ended: Ended = Box::pin(async move {
+        loop {
+            if *closing.borrow_and_update() || watcher.key(&key_hash).is_none() {
+                return;
+            }
+            tokio::select! {
+                changed = closing.changed() => if changed.is_err() { return },
+                changed = revocations.changed() => if changed.is_err() { return },
+            }
+        }
+    });
+    let heartbeat = plane.settings.heartbeat;
     let feed = Feed {
-        closing: plane.closing.subscribe(),
-        revocations: plane.key_revocations.subscribe(),
-        key_hash,
-        plane: plane.clone(),
         rx,
+        ended,
+        beat: Box::pin(tokio::time::sleep(heartbeat)),
+        heartbeat,
+        dropped: plane.metrics.clone(),
         initial: initial.into_iter(),
         sent,
         frame,
@@ -255,44 +273,37 @@ fn event_body(
             return Some((Ok::<Bytes, std::convert::Infallible>(frame), feed));
         }
         loop {
-            if *feed.closing.borrow() {
-                return None;
-            }
-            let heartbeat = feed.plane.settings.heartbeat;
             let next = tokio::select! {
-                _ = feed.closing.changed() => return None,
-                _ = feed.revocations.changed() => {
-                    // The key was revoked: end the stream.
-                    feed.plane.key(&feed.key_hash)?;
-                    continue;
-                }
-                next = tokio::time::timeout(heartbeat, feed.rx.recv()) => next,
-            };
-            match next {
-                Err(_) => {
+                biased;
+                next = feed.rx.recv() => next,
+                () = &mut feed.ended => return None,
+                () = &mut feed.beat => {
+                    let at = tokio::time::Instant::now() + feed.heartbeat;
+                    feed.beat.as_mut().reset(at);
                     let beat = Bytes::from_static(vexil_protocol::sse::heartbeat());
                     return Some((Ok(beat), feed));
                 }
-                Ok(Ok(ev)) if ev.keys => {
+            };
+            match next {
+                Ok(ev) if ev.keys => {
                     if let Some(out) = (feed.frame)(&ev) {
                         return Some((Ok(out), feed));
                     }
                 }
-                Ok(Ok(ev)) if ev.version > feed.sent => {
+                Ok(ev) if ev.version > feed.sent => {
                     feed.sent = ev.version;
                     if let Some(out) = (feed.frame)(&ev) {
                         return Some((Ok(out), feed));
                     }
                 }
-                Ok(Ok(_)) => continue,
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    feed.plane
-                        .metrics
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    feed.dropped
                         .subscribers_dropped
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return None;
                 }
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });

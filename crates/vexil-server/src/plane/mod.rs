@@ -41,7 +41,7 @@ pub(crate) struct PlaneSettings {
     /// Events kept per environment for subscribers that fall behind and
     /// for resumes with `Last-Event-ID`.
     pub(crate) stream_buffer: usize,
-    /// Idle SSE streams get a comment this often.
+    /// SSE streams get a comment this often, events or not.
     pub(crate) heartbeat: std::time::Duration,
     /// Where clients reach this server, for absolute URLs; relative ones
     /// without it.

@@ -33,6 +33,9 @@ pub(crate) struct EnvSnapshot {
     /// SDK first downloads it (a write does not pay for it: with many
     /// flags it costs more than the rest of the write).
     document: OnceLock<Bytes>,
+    /// The document as the change stream's `snapshot` event (built on
+    /// first use): every subscriber that starts with a snapshot shares it.
+    snapshot_frame: OnceLock<Bytes>,
     /// When this version was installed here.
     pub(crate) installed_at: tokio::time::Instant,
     /// The environment's evaluation counters (shared by all its versions).
@@ -55,6 +58,7 @@ impl EnvSnapshot {
             doc,
             snapshot: Arc::new(snapshot),
             document: OnceLock::new(),
+            snapshot_frame: OnceLock::new(),
             installed_at: tokio::time::Instant::now(),
             evaluations,
         }
@@ -76,6 +80,7 @@ impl EnvSnapshot {
             doc,
             snapshot,
             document: OnceLock::from(document),
+            snapshot_frame: OnceLock::new(),
             installed_at: tokio::time::Instant::now(),
             evaluations,
         }
@@ -85,6 +90,13 @@ impl EnvSnapshot {
     pub(crate) fn document(&self) -> &Bytes {
         self.document
             .get_or_init(|| serde_json::to_vec(&*self.doc).unwrap_or_default().into())
+    }
+
+    /// The document as an SSE `snapshot` event of this version.
+    pub(crate) fn snapshot_frame(&self) -> &Bytes {
+        self.snapshot_frame.get_or_init(|| {
+            vexil_protocol::event::snapshot_frame(self.env.version, self.document()).into()
+        })
     }
 
     /// `project/environment`, as metrics and logs name it.
