@@ -41,6 +41,7 @@
 )]
 #![deny(missing_docs)]
 
+pub mod bulk;
 mod error;
 pub mod event;
 pub mod json;

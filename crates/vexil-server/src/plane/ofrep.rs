@@ -120,11 +120,16 @@ fn bulk_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Response {
     env.evaluations.add_all(&evals);
     let url = event_stream_url(plane, scope, headers);
     let streams: Vec<EventStream<'_>> = url.iter().map(|u| EventStream::sse(u.as_str())).collect();
-    let body = vexil_protocol::json::encode(&BulkAnswer {
-        evaluations: &evals,
-        metadata: None,
-        event_streams: &streams,
-    });
+    let prepared = env.prepared();
+    let mut body = Vec::with_capacity(prepared.size_hint() + 256);
+    prepared.write_bulk(
+        &mut body,
+        &BulkAnswer {
+            evaluations: &evals,
+            metadata: None,
+            event_streams: &streams,
+        },
+    );
     let mut resp = json_response(StatusCode::OK, body);
     resp.headers_mut().insert(header::ETAG, etag_value);
     resp

@@ -36,6 +36,8 @@ pub(crate) struct EnvSnapshot {
     /// The document as the change stream's `snapshot` event (built on
     /// first use): every subscriber that starts with a snapshot shares it.
     snapshot_frame: OnceLock<Bytes>,
+    /// Each flag's fixed JSON for bulk answers (built on first use).
+    prepared: OnceLock<vexil_protocol::bulk::Prepared>,
     /// When this version was installed here.
     pub(crate) installed_at: tokio::time::Instant,
     /// The environment's evaluation counters (shared by all its versions).
@@ -59,6 +61,7 @@ impl EnvSnapshot {
             snapshot: Arc::new(snapshot),
             document: OnceLock::new(),
             snapshot_frame: OnceLock::new(),
+            prepared: OnceLock::new(),
             installed_at: tokio::time::Instant::now(),
             evaluations,
         }
@@ -81,6 +84,7 @@ impl EnvSnapshot {
             snapshot,
             document: OnceLock::from(document),
             snapshot_frame: OnceLock::new(),
+            prepared: OnceLock::new(),
             installed_at: tokio::time::Instant::now(),
             evaluations,
         }
@@ -97,6 +101,12 @@ impl EnvSnapshot {
         self.snapshot_frame.get_or_init(|| {
             vexil_protocol::event::snapshot_frame(self.env.version, self.document()).into()
         })
+    }
+
+    /// Each flag's fixed JSON, from which bulk answers are written.
+    pub(crate) fn prepared(&self) -> &vexil_protocol::bulk::Prepared {
+        self.prepared
+            .get_or_init(|| vexil_protocol::bulk::Prepared::new(&self.snapshot))
     }
 
     /// `project/environment`, as metrics and logs name it.
