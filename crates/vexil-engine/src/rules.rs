@@ -8,8 +8,8 @@ use regex_automata::meta::Regex;
 use rustc_hash::FxHashSet;
 use serde_json::Value;
 
-use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver, str_eq};
-use crate::context::{Context, Path};
+use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver};
+use crate::context::{Context, Head, Name, Path};
 use crate::explain::{Membership, Tracer};
 use crate::snapshot::CompiledSegment;
 
@@ -64,7 +64,9 @@ impl Cmp {
 /// The values of an `in` clause, split by type for fast matching.
 #[derive(Debug, Default)]
 pub(crate) struct ValueSet {
-    small: Box<[Box<str>]>,
+    /// The strings while they are few: a context value is compared with
+    /// each by its inline head (see [`Name`]).
+    small: Box<[Name]>,
     large: FxHashSet<Box<str>>,
     numbers: Box<[f64]>,
     bools: [bool; 2],
@@ -89,7 +91,8 @@ impl ValueSet {
         let (small, large) = if strings.len() > SMALL_SET {
             (Box::default(), strings.into_iter().collect())
         } else {
-            (strings.into_boxed_slice(), FxHashSet::default())
+            let small = strings.iter().map(|s| Name::new(s)).collect();
+            (small, FxHashSet::default())
         };
         ValueSet {
             small,
@@ -106,7 +109,8 @@ impl ValueSet {
         match v {
             Value::String(s) => {
                 if self.large.is_empty() {
-                    self.small.iter().any(|x| str_eq(x, s))
+                    let head = Head::of(s);
+                    self.small.iter().any(|x| x.is(&head, s))
                 } else {
                     self.large.contains(s.as_str())
                 }
