@@ -62,14 +62,26 @@ impl Cmp {
 }
 
 /// The values of an `in` clause, split by type for fast matching.
+///
+/// Kept to 32 bytes: a rule's clauses are read for every flag by
+/// `evaluate_all`, and what `in` clauses rarely hold (many strings,
+/// numbers, structures) lives behind `rare` instead of widening every
+/// clause.
 #[derive(Debug, Default)]
 pub(crate) struct ValueSet {
     /// The strings while they are few: a context value is compared with
     /// each by its inline head (see [`Name`]).
     small: Box<[Name]>,
+    bools: [bool; 2],
+    /// `None` when the values are only a few strings and booleans.
+    rare: Option<Box<RareValues>>,
+}
+
+#[derive(Debug, Default)]
+struct RareValues {
+    /// The strings, when there are more than `SMALL_SET`.
     large: FxHashSet<Box<str>>,
     numbers: Box<[f64]>,
-    bools: [bool; 2],
     /// Objects, arrays and null: compared structurally.
     others: Box<[Value]>,
 }
@@ -94,12 +106,16 @@ impl ValueSet {
             let small = strings.iter().map(|s| Name::new(s)).collect();
             (small, FxHashSet::default())
         };
-        ValueSet {
-            small,
+        let rare = RareValues {
             large,
             numbers: numbers.into_boxed_slice(),
-            bools,
             others: others.into_boxed_slice(),
+        };
+        let is_empty = rare.large.is_empty() && rare.numbers.is_empty() && rare.others.is_empty();
+        ValueSet {
+            small,
+            bools,
+            rare: (!is_empty).then(|| Box::new(rare)),
         }
     }
 
@@ -108,16 +124,24 @@ impl ValueSet {
     pub(crate) fn contains(&self, v: &Value) -> bool {
         match v {
             Value::String(s) => {
-                if self.large.is_empty() {
-                    let head = Head::of(s);
-                    self.small.iter().any(|x| x.is(&head, s))
-                } else {
-                    self.large.contains(s.as_str())
+                if let Some(rare) = &self.rare
+                    && !rare.large.is_empty()
+                {
+                    return rare.large.contains(s.as_str());
                 }
+                let head = Head::of(s);
+                self.small.iter().any(|x| x.is(&head, s))
             }
-            Value::Number(n) => n.as_f64().is_some_and(|f| self.numbers.contains(&f)),
+            Value::Number(n) => n.as_f64().is_some_and(|f| {
+                self.rare
+                    .as_ref()
+                    .is_some_and(|rare| rare.numbers.contains(&f))
+            }),
             Value::Bool(b) => self.bools[usize::from(*b)],
-            other => self.others.iter().any(|x| json_eq(x, other)),
+            other => self
+                .rare
+                .as_ref()
+                .is_some_and(|rare| rare.others.iter().any(|x| json_eq(x, other))),
         }
     }
 }
