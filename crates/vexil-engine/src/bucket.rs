@@ -57,41 +57,33 @@ impl Murmur3 {
         }
     }
 
-    /// Feeds `data`. The bytes left over from the previous call (at most
-    /// three) are carried in a `u64` and each 4-byte word of `data` is
-    /// shifted in after them, so no byte is handled on its own except the
-    /// last few: the prefix states resumed per evaluation rarely end on a
-    /// block boundary, and a byte loop there cost more than the hashing.
     #[inline]
-    pub(crate) fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
         self.len = self.len.wrapping_add(data.len() as u32);
-        let shift = 8 * self.tail_len;
-        let mut h = self.h;
-        // `carry` holds `tail_len` bytes before and after each block.
-        let mut carry = u64::from(self.tail);
+        while self.tail_len > 0 {
+            let Some((&b, rest)) = data.split_first() else {
+                return;
+            };
+            self.tail |= u32::from(b) << (8 * self.tail_len);
+            self.tail_len += 1;
+            data = rest;
+            if self.tail_len == 4 {
+                self.h = mix_h(self.h, self.tail);
+                self.tail = 0;
+                self.tail_len = 0;
+            }
+        }
         let mut blocks = data.chunks_exact(4);
         for block in &mut blocks {
-            let word = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-            let joined = carry | (u64::from(word) << shift);
-            h = mix_h(h, joined as u32);
-            carry = joined >> 32;
+            self.h = mix_h(
+                self.h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
         }
-        let rest = blocks.remainder();
-        let mut last = 0u64;
-        for (i, &b) in rest.iter().enumerate() {
-            last |= u64::from(b) << (8 * i);
+        for &b in blocks.remainder() {
+            self.tail |= u32::from(b) << (8 * self.tail_len);
+            self.tail_len += 1;
         }
-        let joined = carry | (last << shift);
-        let pending = self.tail_len + rest.len() as u32;
-        if pending >= 4 {
-            h = mix_h(h, joined as u32);
-            self.tail = (joined >> 32) as u32;
-            self.tail_len = pending - 4;
-        } else {
-            self.tail = joined as u32;
-            self.tail_len = pending;
-        }
-        self.h = h;
     }
 
     #[inline]

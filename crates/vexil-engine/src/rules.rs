@@ -8,8 +8,8 @@ use regex_automata::meta::Regex;
 use rustc_hash::FxHashSet;
 use serde_json::Value;
 
-use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver};
-use crate::context::{Context, Head, Name, Path};
+use crate::compare::{cmp_semver, json_eq, parse_date, parse_semver, str_eq};
+use crate::context::{Context, Path};
 use crate::explain::{Membership, Tracer};
 use crate::snapshot::CompiledSegment;
 
@@ -62,26 +62,12 @@ impl Cmp {
 }
 
 /// The values of an `in` clause, split by type for fast matching.
-///
-/// Kept to 32 bytes: a rule's clauses are read for every flag by
-/// `evaluate_all`, and what `in` clauses rarely hold (many strings,
-/// numbers, structures) lives behind `rare` instead of widening every
-/// clause.
 #[derive(Debug, Default)]
 pub(crate) struct ValueSet {
-    /// The strings while they are few: a context value is compared with
-    /// each by its inline head (see [`Name`]).
-    small: Box<[Name]>,
-    bools: [bool; 2],
-    /// `None` when the values are only a few strings and booleans.
-    rare: Option<Box<RareValues>>,
-}
-
-#[derive(Debug, Default)]
-struct RareValues {
-    /// The strings, when there are more than `SMALL_SET`.
+    small: Box<[Box<str>]>,
     large: FxHashSet<Box<str>>,
     numbers: Box<[f64]>,
+    bools: [bool; 2],
     /// Objects, arrays and null: compared structurally.
     others: Box<[Value]>,
 }
@@ -103,19 +89,14 @@ impl ValueSet {
         let (small, large) = if strings.len() > SMALL_SET {
             (Box::default(), strings.into_iter().collect())
         } else {
-            let small = strings.iter().map(|s| Name::new(s)).collect();
-            (small, FxHashSet::default())
+            (strings.into_boxed_slice(), FxHashSet::default())
         };
-        let rare = RareValues {
-            large,
-            numbers: numbers.into_boxed_slice(),
-            others: others.into_boxed_slice(),
-        };
-        let is_empty = rare.large.is_empty() && rare.numbers.is_empty() && rare.others.is_empty();
         ValueSet {
             small,
+            large,
+            numbers: numbers.into_boxed_slice(),
             bools,
-            rare: (!is_empty).then(|| Box::new(rare)),
+            others: others.into_boxed_slice(),
         }
     }
 
@@ -124,24 +105,15 @@ impl ValueSet {
     pub(crate) fn contains(&self, v: &Value) -> bool {
         match v {
             Value::String(s) => {
-                if let Some(rare) = &self.rare
-                    && !rare.large.is_empty()
-                {
-                    return rare.large.contains(s.as_str());
+                if self.large.is_empty() {
+                    self.small.iter().any(|x| str_eq(x, s))
+                } else {
+                    self.large.contains(s.as_str())
                 }
-                let head = Head::of(s);
-                self.small.iter().any(|x| x.is(&head, s))
             }
-            Value::Number(n) => n.as_f64().is_some_and(|f| {
-                self.rare
-                    .as_ref()
-                    .is_some_and(|rare| rare.numbers.contains(&f))
-            }),
+            Value::Number(n) => n.as_f64().is_some_and(|f| self.numbers.contains(&f)),
             Value::Bool(b) => self.bools[usize::from(*b)],
-            other => self
-                .rare
-                .as_ref()
-                .is_some_and(|rare| rare.others.iter().any(|x| json_eq(x, other))),
+            other => self.others.iter().any(|x| json_eq(x, other)),
         }
     }
 }

@@ -111,23 +111,17 @@ impl Snapshot {
 }
 
 /// One flag, compiled.
-///
-/// `repr(C)` to keep the order written: what every evaluation reads
-/// comes first and shares cache lines with the start of `logic`, apart
-/// from the key, metadata and bookkeeping (`evaluate_all` reads dozens
-/// of flags, and a line missed per flag showed in its time).
 #[derive(Debug)]
-#[repr(C)]
 pub struct CompiledFlag {
-    pub(crate) variants: Box<[Variant]>,
-    /// (flag index, variant index) pairs that must hold, in order.
-    pub(crate) prerequisites: Box<[(u32, u32)]>,
-    pub(crate) off_variant: Option<u32>,
-    pub(crate) enabled: bool,
+    pub(crate) key: Box<str>,
     pub(crate) value_type: FlagType,
     pub(crate) kind: FlagKind,
+    pub(crate) variants: Box<[Variant]>,
+    pub(crate) enabled: bool,
+    pub(crate) off_variant: Option<u32>,
+    /// (flag index, variant index) pairs that must hold, in order.
+    pub(crate) prerequisites: Box<[(u32, u32)]>,
     pub(crate) logic: Logic,
-    pub(crate) key: Box<str>,
     /// Document metadata overlaid by the flag's own, merged once here.
     pub(crate) metadata: Map<String, Value>,
     /// Compiled size of the flag's regular expressions (the document's
