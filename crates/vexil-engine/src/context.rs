@@ -7,6 +7,8 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde_json::{Map, Value};
 
+use crate::compare::bytes_eq;
+
 /// The attribute name of the targeting key, as OpenFeature spells it.
 pub const TARGETING_KEY: &str = "targetingKey";
 
@@ -17,8 +19,8 @@ pub const TARGETING_KEY: &str = "targetingKey";
 pub struct Context {
     /// All top-level attributes, the targeting key included (under
     /// `targetingKey`) so that rules and JsonLogic `var` see it like any
-    /// attribute. Names are [`Name`]s, as compiled paths hold them: a
-    /// lookup compares the inline heads, following no pointer.
+    /// attribute. Each name carries its hash, which compiled paths carry
+    /// precomputed: a lookup compares integers, hashing nothing.
     attrs: Vec<Attr>,
     /// Positions by name hash, only for contexts too large to scan.
     index: Option<HashTable<u32>>,
@@ -54,13 +56,15 @@ struct Attr {
 /// How many bytes of a [`Name`] are kept inline.
 const HEAD: usize = 16;
 
-/// A name as lookups compare it: its length and first 16 bytes inline,
-/// and the whole name on the heap only when it is longer. Short names,
-/// nearly all attribute names and clause values, then compare with one
-/// 16-byte comparison (no pointer to follow, no cache line to miss in
-/// `evaluate_all`) and cost no allocation when a context is parsed.
+/// An attribute name: its hash, its length and first 16 bytes inline, and
+/// the whole name on the heap only when it is longer. Short names, nearly
+/// all attribute names, then cost no allocation when a context is parsed
+/// (five names were five of a small context's eleven allocations).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Name {
+    /// The hash of the whole name, which compiled paths carry
+    /// precomputed: a scan compares integers before bytes.
+    hash: u64,
     head: Head,
     /// The whole name, only when it is longer than `HEAD` bytes.
     long: Option<Box<str>>,
@@ -124,6 +128,7 @@ fn load4(s: &[u8], at: usize) -> u32 {
 impl Name {
     pub(crate) fn new(name: &str) -> Name {
         Name {
+            hash: name_hash(name),
             head: Head::of(name),
             long: (name.len() > HEAD).then(|| name.into()),
         }
@@ -132,13 +137,19 @@ impl Name {
     /// Whether both are the same name.
     #[inline(always)]
     pub(crate) fn same(&self, other: &Name) -> bool {
-        self.head == other.head && (self.head.len <= HEAD || self.long == other.long)
+        self.hash == other.hash
+            && self.head == other.head
+            && (self.head.len <= HEAD || self.long == other.long)
     }
 
-    /// Whether this is `s`, whose head is `head`.
+    /// Whether this is `s` (whose hash the caller has compared).
     #[inline(always)]
-    pub(crate) fn is(&self, head: &Head, s: &str) -> bool {
-        self.head == *head && (head.len <= HEAD || self.long.as_deref() == Some(s))
+    fn is_str(&self, s: &str) -> bool {
+        self.head.len == s.len()
+            && match &self.long {
+                Some(long) => **long == *s,
+                None => bytes_eq(&self.head.bytes[..s.len()], s.as_bytes()),
+            }
     }
 
     fn is_targeting_key(&self) -> bool {
@@ -269,9 +280,7 @@ impl Context {
             let attrs = &self.attrs;
             let mut index = HashTable::with_capacity(attrs.len());
             for (i, a) in attrs.iter().enumerate() {
-                index.insert_unique(name_hash(a.name.as_str()), i as u32, |&j| {
-                    name_hash(attrs[j as usize].name.as_str())
-                });
+                index.insert_unique(a.name.hash, i as u32, |&j| attrs[j as usize].name.hash);
             }
             self.index = Some(index);
         }
@@ -281,22 +290,23 @@ impl Context {
             .map(|i| i as u32);
     }
 
-    /// The position of the attribute whose name satisfies `is`, and
-    /// hashes to `hash` (only the index of a large context reads it).
+    /// The position of attribute `name`, whose hash is `hash`.
     #[inline]
-    fn find(&self, hash: u64, is: impl Fn(&Name) -> bool) -> Option<usize> {
+    fn find(&self, hash: u64, name: &str) -> Option<usize> {
         match &self.index {
-            None => self.attrs.iter().position(|a| is(&a.name)),
+            None => self
+                .attrs
+                .iter()
+                .position(|a| a.name.hash == hash && a.name.is_str(name)),
             Some(index) => index
-                .find(hash, |&i| is(&self.attrs[i as usize].name))
+                .find(hash, |&i| self.attrs[i as usize].name.is_str(name))
                 .map(|&i| i as usize),
         }
     }
 
     /// The position of attribute `name`.
     fn find_str(&self, name: &str) -> Option<usize> {
-        let head = Head::of(name);
-        self.find(name_hash(name), |n| n.is(&head, name))
+        self.find(name_hash(name), name)
     }
 
     /// Sets the targeting key.
@@ -361,8 +371,9 @@ impl Context {
     /// Looks up a pre-split path.
     #[inline]
     pub fn lookup(&self, path: &Path) -> Option<&Value> {
-        let at = self.find(path.first_hash, |n| n.same(&path.first))?;
-        descend(&self.attrs[at].value, path.segments.get(1..).unwrap_or(&[]))
+        let (first, rest) = path.segments.split_first()?;
+        let at = self.find(path.first_hash, &first.key)?;
+        descend(&self.attrs[at].value, rest)
     }
 }
 
@@ -536,11 +547,7 @@ pub(crate) fn descend<'v>(mut value: &'v Value, segments: &[Segment]) -> Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
     pub(crate) segments: Box<[Segment]>,
-    /// The first segment, the attribute's name, as contexts compare it:
-    /// inline, so a lookup does not follow `segments`.
-    first: Name,
-    /// Hash of the first segment, as the index of a large context hashes
-    /// names.
+    /// Hash of the first segment, as contexts hash names.
     first_hash: u64,
 }
 
@@ -563,11 +570,10 @@ impl Path {
                 index: s.parse().ok(),
             })
             .collect();
-        let first = dotted.split('.').next().unwrap_or("");
+        let first_hash = name_hash(dotted.split('.').next().unwrap_or(""));
         Path {
             segments,
-            first: Name::new(first),
-            first_hash: name_hash(first),
+            first_hash,
         }
     }
 
