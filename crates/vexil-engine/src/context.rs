@@ -79,10 +79,10 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    /// Built in a register from two overlapping loads, not copied byte
-    /// by byte: a variable-length copy to the stack followed by the wide
-    /// loads of the comparison stalls store forwarding, which cost more
-    /// than the whole comparison.
+    /// Built in a register from two overlapping loads rather than by a
+    /// variable-length copy to the stack, which the wide loads of a
+    /// comparison right after cannot forward from (a stall that showed in
+    /// profiles).
     #[inline]
     pub(crate) fn of(s: &str) -> Head {
         let s = s.as_bytes();
