@@ -13,7 +13,12 @@ use time::format_description::well_known::Rfc3339;
 /// comparison itself.
 #[inline(always)]
 pub(crate) fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    bytes_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// [`str_eq`] on bytes.
+#[inline(always)]
+pub(crate) fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -7,7 +7,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde_json::{Map, Value};
 
-use crate::compare::str_eq;
+use crate::compare::bytes_eq;
 
 /// The attribute name of the targeting key, as OpenFeature spells it.
 pub const TARGETING_KEY: &str = "targetingKey";
@@ -19,8 +19,8 @@ pub const TARGETING_KEY: &str = "targetingKey";
 pub struct Context {
     /// All top-level attributes, the targeting key included (under
     /// `targetingKey`) so that rules and JsonLogic `var` see it like any
-    /// attribute. Each carries the hash of its name, which compiled paths
-    /// carry precomputed: a lookup compares integers, hashing nothing.
+    /// attribute. Each name carries its hash, which compiled paths carry
+    /// precomputed: a lookup compares integers, hashing nothing.
     attrs: Vec<Attr>,
     /// Positions by name hash, only for contexts too large to scan.
     index: Option<HashTable<u32>>,
@@ -49,9 +49,127 @@ const SCAN_LIMIT: usize = 16;
 
 #[derive(Debug, Clone)]
 struct Attr {
-    hash: u64,
-    name: Box<str>,
+    name: Name,
     value: Value,
+}
+
+/// How many bytes of a [`Name`] are kept inline.
+const HEAD: usize = 16;
+
+/// An attribute name: its hash, its length and first 16 bytes inline, and
+/// the whole name on the heap only when it is longer. Short names, nearly
+/// all attribute names, then cost no allocation when a context is parsed
+/// (five names were five of a small context's eleven allocations).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Name {
+    /// The hash of the whole name, which compiled paths carry
+    /// precomputed: a scan compares integers before bytes.
+    hash: u64,
+    head: Head,
+    /// The whole name, only when it is longer than `HEAD` bytes.
+    long: Option<Box<str>>,
+}
+
+/// The length and first `HEAD` bytes (zero-padded) of a string: for a
+/// short string, all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    len: usize,
+    bytes: [u8; HEAD],
+}
+
+impl Head {
+    /// Built in a register from two overlapping loads rather than by a
+    /// variable-length copy to the stack, which the wide loads of a
+    /// comparison right after cannot forward from (a stall that showed in
+    /// profiles).
+    #[inline]
+    pub(crate) fn of(s: &str) -> Head {
+        let s = s.as_bytes();
+        let n = s.len();
+        // Byte i of the string at bits 8i..8i+8; overlapping bytes are
+        // the same in both loads.
+        let word: u128 = if n >= HEAD {
+            let mut w = [0u8; HEAD];
+            w.copy_from_slice(&s[..HEAD]);
+            u128::from_le_bytes(w)
+        } else if n >= 8 {
+            u128::from(load8(s, 0)) | (u128::from(load8(s, n - 8)) << (8 * (n - 8)))
+        } else if n >= 4 {
+            u128::from(load4(s, 0)) | (u128::from(load4(s, n - 4)) << (8 * (n - 4)))
+        } else if n > 0 {
+            u128::from(s[0])
+                | (u128::from(s[n / 2]) << (8 * (n / 2)))
+                | (u128::from(s[n - 1]) << (8 * (n - 1)))
+        } else {
+            0
+        };
+        Head {
+            len: n,
+            bytes: word.to_le_bytes(),
+        }
+    }
+}
+
+#[inline(always)]
+fn load8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[inline(always)]
+fn load4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+impl Name {
+    pub(crate) fn new(name: &str) -> Name {
+        Name {
+            hash: name_hash(name),
+            head: Head::of(name),
+            long: (name.len() > HEAD).then(|| name.into()),
+        }
+    }
+
+    /// Whether both are the same name.
+    #[inline(always)]
+    pub(crate) fn same(&self, other: &Name) -> bool {
+        self.hash == other.hash
+            && self.head == other.head
+            && (self.head.len <= HEAD || self.long == other.long)
+    }
+
+    /// Whether this is `s` (whose hash the caller has compared).
+    #[inline(always)]
+    fn is_str(&self, s: &str) -> bool {
+        self.head.len == s.len()
+            && match &self.long {
+                Some(long) => **long == *s,
+                None => bytes_eq(&self.head.bytes[..s.len()], s.as_bytes()),
+            }
+    }
+
+    fn is_targeting_key(&self) -> bool {
+        self.head.len == TARGETING_KEY.len()
+            && self.head.bytes[..TARGETING_KEY.len()] == *TARGETING_KEY.as_bytes()
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.long {
+            Some(long) => long,
+            // Built from a `&str` of at most `HEAD` bytes: always valid.
+            None => std::str::from_utf8(&self.head.bytes[..self.head.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// The hash of a top-level attribute name.
@@ -84,8 +202,7 @@ impl Context {
         let attrs = map
             .into_iter()
             .map(|(name, value)| Attr {
-                hash: name_hash(&name),
-                name: name.into(),
+                name: Name::new(&name),
                 value,
             })
             .collect();
@@ -108,28 +225,50 @@ impl Context {
 
     /// Parses a context from JSON bytes; see [`Context::from_json_str`].
     pub fn from_json_slice(bytes: &[u8]) -> Result<Self, ContextError> {
+        if let Some(ctx) = fast::context(bytes) {
+            return Ok(ctx);
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let ctx = <Context as serde::Deserialize>::deserialize(&mut de).map_err(context_error)?;
         de.end().map_err(|e| ContextError::Syntax(e.to_string()))?;
         Ok(ctx)
     }
 
-    fn insert(&mut self, name: String, value: Value) {
-        let hash = name_hash(&name);
-        match self.find(hash, &name) {
-            Some(i) => {
-                self.attrs[i].value = value;
-                self.reindex();
-            }
-            None => {
-                self.attrs.push(Attr {
-                    hash,
-                    name: name.into(),
-                    value,
-                });
-                self.reindex();
-            }
+    /// The context in a request body that is exactly
+    /// `{"<member>": <object or null>}` (or `{}`), read by a fast path
+    /// that allocates only string values.
+    ///
+    /// Returns `None` for every other body, valid or not, and for the
+    /// rarer forms of JSON the fast path leaves out (escapes in names or
+    /// strings, numbers serde_json does not read as an integer or float).
+    /// The caller then deserialises the body in full (the context with
+    /// `Context`'s `Deserialize`), which reads the same bodies into the
+    /// same contexts and words every error.
+    pub fn from_json_member(body: &[u8], member: &str) -> Option<Context> {
+        fast::member(body, member)
+    }
+
+    /// A context of `attrs`, gathered with [`push_attr`].
+    fn from_attrs(attrs: Vec<Attr>) -> Context {
+        let mut ctx = Context {
+            attrs: last_of_each(attrs),
+            index: None,
+            targeting: None,
+            timestamp: None,
+        };
+        ctx.reindex();
+        ctx
+    }
+
+    fn insert(&mut self, name: &str, value: Value) {
+        match self.find_str(name) {
+            Some(i) => self.attrs[i].value = value,
+            None => self.attrs.push(Attr {
+                name: Name::new(name),
+                value,
+            }),
         }
+        self.reindex();
     }
 
     /// Rebuilds what is derived from `attrs`: the index (for large
@@ -141,33 +280,38 @@ impl Context {
             let attrs = &self.attrs;
             let mut index = HashTable::with_capacity(attrs.len());
             for (i, a) in attrs.iter().enumerate() {
-                index.insert_unique(a.hash, i as u32, |&j| attrs[j as usize].hash);
+                index.insert_unique(a.name.hash, i as u32, |&j| attrs[j as usize].name.hash);
             }
             self.index = Some(index);
         }
         self.targeting = self
-            .find(name_hash(TARGETING_KEY), TARGETING_KEY)
+            .find_str(TARGETING_KEY)
             .filter(|&i| self.attrs[i].value.is_string())
             .map(|i| i as u32);
     }
 
-    /// The position of attribute `name` with hash `hash`.
+    /// The position of attribute `name`, whose hash is `hash`.
     #[inline]
     fn find(&self, hash: u64, name: &str) -> Option<usize> {
         match &self.index {
             None => self
                 .attrs
                 .iter()
-                .position(|a| a.hash == hash && str_eq(&a.name, name)),
+                .position(|a| a.name.hash == hash && a.name.is_str(name)),
             Some(index) => index
-                .find(hash, |&i| str_eq(&self.attrs[i as usize].name, name))
+                .find(hash, |&i| self.attrs[i as usize].name.is_str(name))
                 .map(|&i| i as usize),
         }
     }
 
+    /// The position of attribute `name`.
+    fn find_str(&self, name: &str) -> Option<usize> {
+        self.find(name_hash(name), name)
+    }
+
     /// Sets the targeting key.
     pub fn with_targeting_key(mut self, key: impl Into<String>) -> Self {
-        self.insert(TARGETING_KEY.to_owned(), Value::String(key.into()));
+        self.insert(TARGETING_KEY, Value::String(key.into()));
         self
     }
 
@@ -177,11 +321,11 @@ impl Context {
         let name = name.into();
         let value = value.into();
         if name == TARGETING_KEY && !value.is_string() {
-            self.attrs.retain(|a| &*a.name != TARGETING_KEY);
+            self.attrs.retain(|a| !a.name.is_targeting_key());
             self.reindex();
             return self;
         }
-        self.insert(name, value);
+        self.insert(&name, value);
         self
     }
 
@@ -205,14 +349,13 @@ impl Context {
 
     /// A top-level attribute by name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.find(name_hash(name), name)
-            .map(|i| &self.attrs[i].value)
+        self.find_str(name).map(|i| &self.attrs[i].value)
     }
 
     /// All top-level attributes (the targeting key included), in no
     /// particular order.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.attrs.iter().map(|a| (&*a.name, &a.value))
+        self.attrs.iter().map(|a| (a.name.as_str(), &a.value))
     }
 
     /// The attributes as one JSON object.
@@ -220,7 +363,7 @@ impl Context {
         Value::Object(
             self.attrs
                 .iter()
-                .map(|a| (a.name.to_string(), a.value.clone()))
+                .map(|a| (a.name.as_str().to_owned(), a.value.clone()))
                 .collect(),
         )
     }
@@ -313,27 +456,11 @@ impl<'de> serde::Deserialize<'de> for Context {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
                 let mut attrs: Vec<Attr> = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
-                while let Some(name) = map.next_key::<String>()? {
+                while let Some(name) = map.next_key::<Name>()? {
                     let value: Value = map.next_value()?;
-                    if name == TARGETING_KEY && !value.is_string() {
-                        // Not a string: treated as absent, as flagd does.
-                        attrs.retain(|a| &*a.name != TARGETING_KEY);
-                        continue;
-                    }
-                    attrs.push(Attr {
-                        hash: name_hash(&name),
-                        name: name.into(),
-                        value,
-                    });
+                    push_attr(&mut attrs, name, value);
                 }
-                let mut ctx = Context {
-                    attrs: last_of_each(attrs),
-                    index: None,
-                    targeting: None,
-                    timestamp: None,
-                };
-                ctx.reindex();
-                Ok(ctx)
+                Ok(Context::from_attrs(attrs))
             }
         }
 
@@ -341,25 +468,56 @@ impl<'de> serde::Deserialize<'de> for Context {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Name {
+    /// Reads a name without allocating when it is short.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = Name;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an attribute name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+                Ok(Name::new(v))
+            }
+        }
+
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// Adds an attribute read from JSON, in the order read.
+fn push_attr(attrs: &mut Vec<Attr>, name: Name, value: Value) {
+    if name.is_targeting_key() && !value.is_string() {
+        // Not a string: treated as absent, as flagd does.
+        attrs.retain(|a| !a.name.is_targeting_key());
+        return;
+    }
+    attrs.push(Attr { name, value });
+}
+
 /// Keeps the last occurrence of each name (a JSON object may repeat a key;
 /// the last one wins, as in `serde_json::Value`), in linear time.
 fn last_of_each(attrs: Vec<Attr>) -> Vec<Attr> {
-    // Small contexts (the common case): compare hashes pairwise, allocate
+    // Small contexts (the common case): compare names pairwise, allocate
     // nothing when no name repeats.
     if attrs.len() <= SCAN_LIMIT {
         let repeats = attrs
             .iter()
             .enumerate()
-            .any(|(i, a)| attrs[i + 1..].iter().any(|b| b.hash == a.hash));
+            .any(|(i, a)| attrs[i + 1..].iter().any(|b| b.name.same(&a.name)));
         if !repeats {
             return attrs;
         }
     }
-    let mut seen: rustc_hash::FxHashSet<(u64, &str)> = rustc_hash::FxHashSet::default();
+    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
     let keep: Vec<bool> = attrs
         .iter()
         .rev()
-        .map(|a| seen.insert((a.hash, &a.name)))
+        .map(|a| seen.insert(a.name.as_str()))
         .collect();
     if keep.iter().all(|k| *k) {
         return attrs;
@@ -389,7 +547,7 @@ pub(crate) fn descend<'v>(mut value: &'v Value, segments: &[Segment]) -> Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Path {
     pub(crate) segments: Box<[Segment]>,
-    /// Hash of the first segment, as the context's table hashes names.
+    /// Hash of the first segment, as contexts hash names.
     first_hash: u64,
 }
 
@@ -436,3 +594,7 @@ pub fn json_type(value: &Value) -> &'static str {
         Value::Object(_) => "object",
     }
 }
+
+mod fast;
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,11 @@ pub fn parse_context(body: &[u8]) -> Result<Context, String> {
     if !crate::json::is_json_object(body) {
         return Err("request body must be a JSON object".to_owned());
     }
+    // The usual body, `{"context": {...}}`, without serde; anything else
+    // (other fields, escapes, errors) goes through serde below.
+    if let Some(ctx) = Context::from_json_member(body, "context") {
+        return Ok(ctx);
+    }
     let req: EvalRequest =
         serde_json::from_slice(body).map_err(|e| match ContextError::from(e) {
             ContextError::Syntax(m) => format!("request body is not valid JSON: {m}"),
