@@ -9,7 +9,8 @@
 # bare server, and the CPU share each side used (a load generator near 100 %
 # while the server is well below it would mean the generator, not the
 # server, is the limit).
-# Sends traffic to 127.0.0.1 only.
+# PERF=1 also records a perf profile of the single-flag route and prints
+# its top entries. Sends traffic to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-flags.sh
@@ -107,6 +108,18 @@ V=http://127.0.0.1:$P_SERVER
 # ONLY=edge: just the edge against the server (the alternating rounds below).
 if [ "${ONLY:-}" != edge ]; then
 bench "OFREP single flag" "$SERVER" "$V/ofrep/v1/evaluate/flags/flag-7" -H "Authorization: Bearer $KEY"
+if [ -n "${PERF:-}" ]; then
+  # PERF=1: where the single-flag route's time goes, from perf (cpu-clock
+  # samples with call graphs of the server under the same load).
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SECONDS_PER_RUN + 2))s" -s "$WORK/post.lua" \
+    -H "Authorization: Bearer $KEY" "$V/ofrep/v1/evaluate/flags/flag-7" > /dev/null &
+  sleep 1
+  perf record -q -e cpu-clock -F 1999 -g -p "$SERVER" -o "$WORK/perf.data" -- sleep "$SECONDS_PER_RUN" 2> /dev/null
+  wait
+  echo "== perf: OFREP single flag, by DSO, then by symbol (top 40, self time)"
+  perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none 2> /dev/null | grep '%' | head -5
+  perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2> /dev/null | grep '%' | head -40
+fi
 bench "OFREP bulk, 50 flags" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY"
 ETAG=$(curl -s -D - -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$CTX" "$V/ofrep/v1/evaluate/flags" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
 bench "OFREP bulk, 304 (If-None-Match)" "$SERVER" "$V/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" -H "If-None-Match: $ETAG"
