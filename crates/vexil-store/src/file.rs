@@ -24,8 +24,8 @@ use vexil_engine::{Format, Problem};
 
 use crate::types::{BUCKETING_SETTING, MAX_CHANGES, bucketing_name};
 use crate::{
-    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
-    Mutation, NewKey, Project, Result, Scope, Store, StoreError,
+    Action, ApiKey, Change, ChangeFilter, Definition, EnvState, Environment, ErrorKind, Item,
+    ItemKind, Mutation, NewKey, Project, Result, Scope, Store, StoreError,
 };
 
 /// Change log entries kept for reconnecting SSE subscribers.
@@ -183,23 +183,22 @@ fn diff(before: &[Item], after: &[Item], version: i64, at: i64) -> Vec<Change> {
 /// The stored definitions a document describes: its segments, and its
 /// flags with the document metadata overlaid on their own (as evaluation
 /// sees them), for imports and flag files.
-pub fn definitions_of(
-    doc: &Document,
-) -> serde_json::Result<Vec<(ItemKind, String, serde_json::Value)>> {
+pub fn definitions_of(doc: &Document) -> serde_json::Result<Vec<(ItemKind, String, Definition)>> {
     let mut out = Vec::with_capacity(doc.segments.len() + doc.flags.len());
     for (key, seg) in doc.segments.iter() {
-        out.push((
-            ItemKind::Segment,
-            key.to_owned(),
-            serde_json::to_value(seg)?,
-        ));
+        out.push((ItemKind::Segment, key.to_owned(), Definition::to_json(seg)?));
     }
     for (key, flag) in doc.flags.iter() {
-        let mut flag = flag.clone();
-        let mut metadata = doc.metadata.clone();
-        metadata.extend(flag.metadata.clone());
-        flag.metadata = metadata;
-        out.push((ItemKind::Flag, key.to_owned(), serde_json::to_value(&flag)?));
+        let definition = if doc.metadata.is_empty() {
+            Definition::to_json(flag)?
+        } else {
+            let mut flag = flag.clone();
+            let mut metadata = doc.metadata.clone();
+            metadata.extend(flag.metadata.clone());
+            flag.metadata = metadata;
+            Definition::to_json(&flag)?
+        };
+        out.push((ItemKind::Flag, key.to_owned(), definition));
     }
     Ok(out)
 }
@@ -318,8 +317,8 @@ impl FileStore {
                         kind: ItemKind::Setting,
                         key: BUCKETING_SETTING.into(),
                         action: Action::Update,
-                        before: Some(bucketing_name(state.bucketing).into()),
-                        after: Some(bucketing_name(parsed.bucketing).into()),
+                        before: Some(Definition::string(bucketing_name(state.bucketing))),
+                        after: Some(Definition::string(bucketing_name(parsed.bucketing))),
                     });
                     state.bucketing = parsed.bucketing;
                 }

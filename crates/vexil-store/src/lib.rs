@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+mod definition;
 mod error;
 mod file;
 mod memory;
@@ -21,6 +22,7 @@ mod migrations;
 mod sql;
 mod types;
 
+pub use definition::Definition;
 pub use error::{ErrorKind, StoreError};
 pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of};
 pub use memory::MemoryStore;

@@ -44,11 +44,14 @@ pub(crate) fn document_of<'a, I: std::borrow::Borrow<Item> + 'a>(
         match item.kind {
             ItemKind::Flag => flags.push((
                 key,
-                FlagDef::deserialize_from(&item.definition).map_err(|e| corrupt(&item.key, e))?,
+                item.definition
+                    .parse::<FlagDef>()
+                    .map_err(|e| corrupt(&item.key, e))?,
             )),
             ItemKind::Segment => segments.push((
                 key,
-                SegmentDef::deserialize_from(&item.definition)
+                item.definition
+                    .parse::<SegmentDef>()
                     .map_err(|e| corrupt(&item.key, e))?,
             )),
             // The store never returns one; nothing to serve either way.
@@ -61,17 +64,6 @@ pub(crate) fn document_of<'a, I: std::borrow::Borrow<Item> + 'a>(
         bucketing,
         ..Document::default()
     })
-}
-
-/// Parsing a definition from borrowed JSON without cloning it first.
-trait FromJson: Sized {
-    fn deserialize_from(v: &serde_json::Value) -> Result<Self, serde_json::Error>;
-}
-
-impl<T: serde::de::DeserializeOwned> FromJson for T {
-    fn deserialize_from(v: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        T::deserialize(v)
-    }
 }
 
 /// The last mutation of each item `mutations` touch (a later one replaces
@@ -159,9 +151,7 @@ fn apply_map<T: serde::de::DeserializeOwned>(
     let mut edits = Vec::new();
     for m in touched.iter().filter(|m| m.kind == kind) {
         let value = match m.after.as_ref().filter(|_| !m.archived) {
-            Some(def) => Some(Arc::new(
-                T::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
-            )),
+            Some(def) => Some(Arc::new(def.parse::<T>().map_err(|e| corrupt(&m.key, e))?)),
             None => None,
         };
         edits.push((m.key.as_str(), value.map(|v| (m.key.clone(), v))));
@@ -197,8 +187,8 @@ pub(crate) fn apply_document(
 fn setting(m: &Mutation) -> Result<Bucketing, StoreError> {
     m.after
         .as_ref()
-        .and_then(|v| v.as_str())
-        .and_then(vexil_store::parse_bucketing)
+        .and_then(|v| v.parse::<String>().ok())
+        .and_then(|v| vexil_store::parse_bucketing(&v))
         .filter(|_| m.key == vexil_store::BUCKETING_SETTING)
         .ok_or_else(|| StoreError {
             kind: ErrorKind::Invalid,

@@ -19,7 +19,9 @@ use axum::body::Bytes;
 use vexil_engine::model::Document;
 use vexil_engine::{Problem, Snapshot};
 use vexil_protocol::event::ChangedItem;
-use vexil_store::{Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
+use vexil_store::{
+    Definition, Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError,
+};
 
 use crate::clock::Clock;
 use crate::plane::{EnvSnapshot, Items, Plane};
@@ -335,7 +337,7 @@ struct Next {
 
 /// The SSE frame of one committed change.
 fn change_frame(version: i64, mutations: &[Mutation]) -> Bytes {
-    let items: Vec<ChangedItem<'_>> = mutations
+    let items: Vec<ChangedItem<'_, Definition>> = mutations
         .iter()
         .filter_map(|m| {
             Some(ChangedItem {

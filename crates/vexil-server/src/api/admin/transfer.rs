@@ -79,18 +79,19 @@ pub(super) async fn import(
     // A merge keeps the environment's bucketing unless the document names
     // the non-default one: a document without the field (any flagd one)
     // says nothing about it.
+    // The text is not needed any more; with a large import, neither is
+    // the typed document once its definitions are written out.
+    drop(text);
     let sets_bucketing =
         params.mode == ImportMode::Replace || doc.bucketing != Bucketing::default();
+    let bucketing = doc.bucketing;
     let desired = vexil_store::definitions_of(&doc)
         .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
+    drop(doc);
     let plan = |state: &crate::control::EnvView<'_>| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();
         if sets_bucketing {
-            mutations.extend(bucketing_change(
-                state.bucketing,
-                doc.bucketing,
-                Action::Import,
-            ));
+            mutations.extend(bucketing_change(state.bucketing, bucketing, Action::Import));
         }
         // Indexes, not searches: a document of n items against an
         // environment of n items must not cost n².

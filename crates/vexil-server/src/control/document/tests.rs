@@ -9,7 +9,7 @@ fn item(kind: ItemKind, key: &str, def: serde_json::Value, archived: bool) -> Ar
     Arc::new(Item {
         kind,
         key: key.to_owned(),
-        definition: def,
+        definition: def.into(),
         version: 1,
         archived,
         updated_at: 0,
@@ -35,7 +35,7 @@ fn mutation(
             Action::Delete
         },
         before: None,
-        after,
+        after: after.map(Into::into),
         archived,
     }
 }
@@ -108,8 +108,8 @@ fn a_bucketing_setting_changes_the_document_only() {
         kind: ItemKind::Setting,
         key: vexil_store::BUCKETING_SETTING.to_owned(),
         action: Action::Update,
-        before: Some(json!("concat")),
-        after: Some(json!("cbor")),
+        before: Some(json!("concat").into()),
+        after: Some(json!("cbor").into()),
         archived: false,
     };
     let (after, doc_after) = apply(&items, &doc, &[set], 2, 7).unwrap();
