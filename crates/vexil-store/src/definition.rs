@@ -41,6 +41,13 @@ impl Definition {
         Ok(Definition(text.into()))
     }
 
+    /// Whether both are the very same text (one was cloned from the
+    /// other), which says more than equality: nothing was parsed or
+    /// written in between.
+    pub fn same(&self, other: &Definition) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         &self.0

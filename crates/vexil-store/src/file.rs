@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use vexil_engine::model::{Bucketing, Document};
+use vexil_engine::model::{Bucketing, Document, FlagDef};
 use vexil_engine::{Format, Problem};
 
 use crate::types::{BUCKETING_SETTING, MAX_CHANGES, bucketing_name};
@@ -188,19 +188,25 @@ pub fn definitions_of(doc: &Document) -> serde_json::Result<Vec<(ItemKind, Strin
     for (key, seg) in doc.segments.iter() {
         out.push((ItemKind::Segment, key.to_owned(), Definition::to_json(seg)?));
     }
-    for (key, flag) in doc.flags.iter() {
-        let definition = if doc.metadata.is_empty() {
-            Definition::to_json(flag)?
-        } else {
-            let mut flag = flag.clone();
-            let mut metadata = doc.metadata.clone();
-            metadata.extend(flag.metadata.clone());
-            flag.metadata = metadata;
-            Definition::to_json(&flag)?
-        };
-        out.push((ItemKind::Flag, key.to_owned(), definition));
+    for (key, flag) in doc.flags.shared() {
+        let flag = stored_flag(doc, flag);
+        out.push((ItemKind::Flag, key.to_owned(), Definition::to_json(&*flag)?));
     }
     Ok(out)
+}
+
+/// A flag of `doc` as it is stored (see [`definitions_of`]): with the
+/// document's metadata overlaid by its own; the flag itself when the
+/// document has none.
+pub fn stored_flag(doc: &Document, flag: &Arc<FlagDef>) -> Arc<FlagDef> {
+    if doc.metadata.is_empty() {
+        return flag.clone();
+    }
+    let mut flag = FlagDef::clone(flag);
+    let mut metadata = doc.metadata.clone();
+    metadata.extend(std::mem::take(&mut flag.metadata));
+    flag.metadata = metadata;
+    Arc::new(flag)
 }
 
 /// The in-memory keys of a flag file: the admin key and the evaluation keys.

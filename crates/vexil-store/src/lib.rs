@@ -24,7 +24,7 @@ mod types;
 
 pub use definition::Definition;
 pub use error::{ErrorKind, StoreError};
-pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of};
+pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of, stored_flag};
 pub use memory::MemoryStore;
 pub use sql::{Backend, SqlStore};
 pub use types::{
