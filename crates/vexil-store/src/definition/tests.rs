@@ -31,3 +31,9 @@ fn refuses_what_is_not_json() {
     assert!(Definition::from_text("{").is_err());
     assert!(Definition::from_text("{} x").is_err());
 }
+
+#[test]
+fn reads_from_a_json_tree_too() {
+    let d: Definition = serde_json::from_value(json!({"a": [1, "x"]})).unwrap();
+    assert_eq!(d, json!({"a": [1, "x"]}));
+}

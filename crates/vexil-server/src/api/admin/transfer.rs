@@ -103,11 +103,11 @@ pub(super) async fn import(
         .map_err(|e| ApiError::invalid(e.problems()))?
         .into_native()
         .map_err(|p| ApiError::invalid(p.0))?;
+    // With a large import, the text is a good part of what is held.
+    drop(text);
     // A merge keeps the environment's bucketing unless the document names
     // the non-default one: a document without the field (any flagd one)
     // says nothing about it.
-    // With a large import, the text is a good part of what is held.
-    drop(text);
     let sets_bucketing =
         params.mode == ImportMode::Replace || doc.bucketing != Bucketing::default();
     let bucketing = doc.bucketing;
