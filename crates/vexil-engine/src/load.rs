@@ -90,6 +90,11 @@ pub(crate) fn is_json(text: &str) -> bool {
 fn parse_as<T: DeserializeOwned>(text: &str) -> Result<T, LoadError> {
     let text = text.trim_start_matches('\u{feff}');
     if is_json(text) {
+        // Most documents parse: only a failed parse is repeated with the
+        // path tracked (which costs half as much again as the parse).
+        if let Ok(value) = serde_json::from_str(text) {
+            return Ok(value);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| LoadError::Syntax {
             pointer: known_part(from_serde_path(e.path())),

@@ -79,9 +79,11 @@ impl Action {
 }
 
 /// One item of a change, borrowed from the store's records for encoding:
-/// `{"kind", "key", "action", "definition", "archived"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ChangedItem<'a> {
+/// `{"kind", "key", "action", "definition", "archived"}`. The definition
+/// is any JSON the caller holds: a [`Value`], or text kept as JSON (a
+/// server's stored definitions), written as it is.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct ChangedItem<'a, D: ?Sized = Value> {
     /// Flag or segment.
     pub kind: ItemKind,
     /// Its key.
@@ -89,11 +91,19 @@ pub struct ChangedItem<'a> {
     /// What happened to it.
     pub action: Action,
     /// The definition after the change; `null` when deleted.
-    pub definition: Option<&'a Value>,
+    pub definition: Option<&'a D>,
     /// Whether it is archived after the change: an archived item is kept
     /// by the store but not served, so followers drop it.
     pub archived: bool,
 }
+
+impl<D: ?Sized> Clone for ChangedItem<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: ?Sized> Copy for ChangedItem<'_, D> {}
 
 /// One item of a decoded change (see [`ChangedItem`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -133,9 +143,9 @@ impl Change {
 
 /// The data of a `change` event, for encoding: `{"version", "changes"}`.
 #[derive(Serialize)]
-pub(crate) struct ChangeData<'a> {
+pub(crate) struct ChangeData<'a, D: ?Sized> {
     pub(crate) version: i64,
-    pub(crate) changes: &'a [ChangedItem<'a>],
+    pub(crate) changes: &'a [ChangedItem<'a, D>],
 }
 
 /// A decoded `change` event: what one environment version changed.
@@ -331,7 +341,7 @@ fn version_of(event: &'static str, id: Option<&str>) -> Result<i64, Error> {
 
 /// The `change` event of one environment version: `id: <version>`,
 /// `event: change`, data `{"version":<version>,"changes":[<items>]}`.
-pub fn change_frame(version: i64, items: &[ChangedItem<'_>]) -> Vec<u8> {
+pub fn change_frame<D: Serialize + ?Sized>(version: i64, items: &[ChangedItem<'_, D>]) -> Vec<u8> {
     // The JSON has no raw line breaks (serde_json escapes them in
     // strings), so it is written straight into the frame.
     let mut out = Vec::with_capacity(64 + 160 * items.len());

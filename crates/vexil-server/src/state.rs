@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::plane::Plane;
 use crate::timed_store::StoreMetrics;
 
-pub(crate) use crate::control::document::document_of;
+pub(crate) use crate::control::document::{Parsed, document_of};
 
 /// State shared by the admin API's requests.
 pub(crate) struct AppState {
@@ -51,19 +51,36 @@ impl AppState {
     where
         F: Fn(&EnvView<'_>) -> Result<Vec<Mutation>, ApiError>,
     {
-        Ok(self.control.write(env, actor, plan).await?)
+        Ok(self.control.write(env, actor, Arc::default(), plan).await?)
     }
 
-    /// Plans and validates a change without committing it.
+    /// Validates and commits a change whose definitions `parsed` has
+    /// parsed already (an import; see `Control::write`).
+    pub(crate) async fn write_parsed<F>(
+        &self,
+        env: &Environment,
+        actor: &str,
+        parsed: Arc<Parsed>,
+        plan: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: Fn(&EnvView<'_>) -> Result<Vec<Mutation>, ApiError>,
+    {
+        Ok(self.control.write(env, actor, parsed, plan).await?)
+    }
+
+    /// Plans and validates a change without committing it; `parsed` as
+    /// for `write_parsed`.
     pub(crate) async fn preview<F>(
         &self,
         env: &Environment,
+        parsed: Arc<Parsed>,
         plan: F,
     ) -> Result<Vec<Mutation>, ApiError>
     where
         F: Fn(&EnvView<'_>) -> Result<Vec<Mutation>, ApiError>,
     {
-        Ok(self.control.preview(env, plan).await?)
+        Ok(self.control.preview(env, parsed, plan).await?)
     }
 
     /// Reloads the key cache (after a key is created or revoked here).

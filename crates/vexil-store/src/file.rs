@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use vexil_engine::model::{Bucketing, Document};
+use vexil_engine::model::{Bucketing, Document, FlagDef};
 use vexil_engine::{Format, Problem};
 
 use crate::types::{BUCKETING_SETTING, MAX_CHANGES, bucketing_name};
 use crate::{
-    Action, ApiKey, Change, ChangeFilter, EnvState, Environment, ErrorKind, Item, ItemKind,
-    Mutation, NewKey, Project, Result, Scope, Store, StoreError,
+    Action, ApiKey, Change, ChangeFilter, Definition, EnvState, Environment, ErrorKind, Item,
+    ItemKind, Mutation, NewKey, Project, Result, Scope, Store, StoreError,
 };
 
 /// Change log entries kept for reconnecting SSE subscribers.
@@ -183,25 +183,30 @@ fn diff(before: &[Item], after: &[Item], version: i64, at: i64) -> Vec<Change> {
 /// The stored definitions a document describes: its segments, and its
 /// flags with the document metadata overlaid on their own (as evaluation
 /// sees them), for imports and flag files.
-pub fn definitions_of(
-    doc: &Document,
-) -> serde_json::Result<Vec<(ItemKind, String, serde_json::Value)>> {
+pub fn definitions_of(doc: &Document) -> serde_json::Result<Vec<(ItemKind, String, Definition)>> {
     let mut out = Vec::with_capacity(doc.segments.len() + doc.flags.len());
     for (key, seg) in doc.segments.iter() {
-        out.push((
-            ItemKind::Segment,
-            key.to_owned(),
-            serde_json::to_value(seg)?,
-        ));
+        out.push((ItemKind::Segment, key.to_owned(), Definition::to_json(seg)?));
     }
-    for (key, flag) in doc.flags.iter() {
-        let mut flag = flag.clone();
-        let mut metadata = doc.metadata.clone();
-        metadata.extend(flag.metadata.clone());
-        flag.metadata = metadata;
-        out.push((ItemKind::Flag, key.to_owned(), serde_json::to_value(&flag)?));
+    for (key, flag) in doc.flags.shared() {
+        let flag = stored_flag(doc, flag);
+        out.push((ItemKind::Flag, key.to_owned(), Definition::to_json(&*flag)?));
     }
     Ok(out)
+}
+
+/// A flag of `doc` as it is stored (see [`definitions_of`]): with the
+/// document's metadata overlaid by its own; the flag itself when the
+/// document has none.
+pub fn stored_flag(doc: &Document, flag: &Arc<FlagDef>) -> Arc<FlagDef> {
+    if doc.metadata.is_empty() {
+        return flag.clone();
+    }
+    let mut flag = FlagDef::clone(flag);
+    let mut metadata = doc.metadata.clone();
+    metadata.extend(std::mem::take(&mut flag.metadata));
+    flag.metadata = metadata;
+    Arc::new(flag)
 }
 
 /// The in-memory keys of a flag file: the admin key and the evaluation keys.
@@ -318,8 +323,8 @@ impl FileStore {
                         kind: ItemKind::Setting,
                         key: BUCKETING_SETTING.into(),
                         action: Action::Update,
-                        before: Some(bucketing_name(state.bucketing).into()),
-                        after: Some(bucketing_name(parsed.bucketing).into()),
+                        before: Some(Definition::string(bucketing_name(state.bucketing))),
+                        after: Some(Definition::string(bucketing_name(parsed.bucketing))),
                     });
                     state.bucketing = parsed.bucketing;
                 }

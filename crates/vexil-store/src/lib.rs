@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+mod definition;
 mod error;
 mod file;
 mod memory;
@@ -21,8 +22,9 @@ mod migrations;
 mod sql;
 mod types;
 
+pub use definition::Definition;
 pub use error::{ErrorKind, StoreError};
-pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of};
+pub use file::{FILE_ENV, FILE_PROJECT, FileKeys, FileStore, definitions_of, stored_flag};
 pub use memory::MemoryStore;
 pub use sql::{Backend, SqlStore};
 pub use types::{

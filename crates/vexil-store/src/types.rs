@@ -1,8 +1,9 @@
 //! The records the store keeps.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use vexil_engine::model::Bucketing;
+
+use crate::Definition;
 
 /// A project: a set of environments sharing flag keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +103,9 @@ pub struct Item {
     pub kind: ItemKind,
     /// Its key.
     pub key: String,
-    /// The engine model as JSON (a `FlagDef` or `SegmentDef`).
-    pub definition: Value,
+    /// The engine model as JSON (a `FlagDef` or `SegmentDef`), shared
+    /// by every copy.
+    pub definition: Definition,
     /// Environment version of its last change: its ETag.
     pub version: i64,
     /// Archived items are kept but not served.
@@ -182,9 +184,9 @@ pub struct Mutation {
     /// What happened.
     pub action: Action,
     /// The definition before (for the audit log), if it existed.
-    pub before: Option<Value>,
+    pub before: Option<Definition>,
     /// The definition after; `None` deletes.
-    pub after: Option<Value>,
+    pub after: Option<Definition>,
     /// Whether it is archived after the change.
     pub archived: bool,
 }
@@ -205,9 +207,9 @@ pub struct Change {
     /// What happened.
     pub action: Action,
     /// Definition before.
-    pub before: Option<Value>,
+    pub before: Option<Definition>,
     /// Definition after.
-    pub after: Option<Value>,
+    pub after: Option<Definition>,
 }
 
 /// Which change log entries to read.
@@ -254,15 +256,17 @@ pub(crate) fn setting_of(m: &Mutation) -> crate::Result<Option<Bucketing>> {
     if m.kind != ItemKind::Setting {
         return Ok(None);
     }
-    let value = m.after.as_ref().and_then(Value::as_str);
-    match value.and_then(parse_bucketing) {
+    let value: Option<String> = m.after.as_ref().and_then(|d| d.parse().ok());
+    match value.as_deref().and_then(parse_bucketing) {
         Some(b) if m.key == BUCKETING_SETTING => Ok(Some(b)),
         _ => Err(crate::StoreError::new(
             crate::ErrorKind::Invalid,
             format!(
                 "unknown environment setting `{}` or value {}",
                 m.key,
-                m.after.as_ref().map_or("null".into(), Value::to_string)
+                m.after
+                    .as_ref()
+                    .map_or("null".into(), Definition::to_string)
             ),
         )),
     }

@@ -75,7 +75,7 @@ fn a_change_frame_is_written_as_before() {
         }
     }
     assert_eq!(
-        text(&change_frame(3, &[])),
+        text(&change_frame::<Value>(3, &[])),
         "id: 3\nevent: change\ndata: {\"version\":3,\"changes\":[]}\n\n"
     );
 }

@@ -84,7 +84,9 @@ impl<S: Send + Sync> FromRequest<S> for ApiText {
             ));
         }
         let bytes = body_bytes(req, state).await?;
-        String::from_utf8(bytes.to_vec())
+        // Without a copy when the body is held once (an import's can be
+        // large).
+        String::from_utf8(Vec::from(bytes))
             .map(ApiText)
             .map_err(|_| ApiError::bad_request("invalid_body", "request body is not UTF-8 text"))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vexil_engine::Keyed;
 use vexil_engine::model::{Bucketing, Document, FlagDef, SegmentDef};
-use vexil_store::{ErrorKind, Item, ItemKind, Mutation, StoreError};
+use vexil_store::{Definition, ErrorKind, Item, ItemKind, Mutation, StoreError};
 
 use crate::plane::Items;
 
@@ -44,11 +44,14 @@ pub(crate) fn document_of<'a, I: std::borrow::Borrow<Item> + 'a>(
         match item.kind {
             ItemKind::Flag => flags.push((
                 key,
-                FlagDef::deserialize_from(&item.definition).map_err(|e| corrupt(&item.key, e))?,
+                item.definition
+                    .parse::<FlagDef>()
+                    .map_err(|e| corrupt(&item.key, e))?,
             )),
             ItemKind::Segment => segments.push((
                 key,
-                SegmentDef::deserialize_from(&item.definition)
+                item.definition
+                    .parse::<SegmentDef>()
                     .map_err(|e| corrupt(&item.key, e))?,
             )),
             // The store never returns one; nothing to serve either way.
@@ -61,17 +64,6 @@ pub(crate) fn document_of<'a, I: std::borrow::Borrow<Item> + 'a>(
         bucketing,
         ..Document::default()
     })
-}
-
-/// Parsing a definition from borrowed JSON without cloning it first.
-trait FromJson: Sized {
-    fn deserialize_from(v: &serde_json::Value) -> Result<Self, serde_json::Error>;
-}
-
-impl<T: serde::de::DeserializeOwned> FromJson for T {
-    fn deserialize_from(v: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        T::deserialize(v)
-    }
 }
 
 /// The last mutation of each item `mutations` touch (a later one replaces
@@ -149,19 +141,54 @@ pub(crate) fn apply_items(
     edit_sorted(items, |i, k| item_order(i.kind, &i.key).cmp(k), edits)
 }
 
+/// Definitions parsed already, each with the text it was written as
+/// (an import's document): a mutation whose definition is that very text
+/// (the same `Arc`, see [`Definition::same`]) takes the parsed form
+/// instead of parsing the text again. Each list is in key order.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) flags: Vec<(String, Definition, Arc<FlagDef>)>,
+    pub(crate) segments: Vec<(String, Definition, Arc<SegmentDef>)>,
+}
+
+impl Parsed {
+    /// Puts the lists in key order.
+    pub(crate) fn sorted(mut self) -> Self {
+        self.flags.sort_by(|a, b| a.0.cmp(&b.0));
+        self.segments.sort_by(|a, b| a.0.cmp(&b.0));
+        self
+    }
+}
+
+/// The parsed form of `def`, the definition of `key`: from `known` (in
+/// key order) when it is there for this very text, else parsed.
+fn parse_known<T: serde::de::DeserializeOwned>(
+    known: &[(String, Definition, Arc<T>)],
+    key: &str,
+    def: &Definition,
+) -> Result<Arc<T>, StoreError> {
+    if let Ok(at) = known.binary_search_by(|(k, _, _)| k.as_str().cmp(key)) {
+        let (_, text, parsed) = &known[at];
+        if text.same(def) {
+            return Ok(parsed.clone());
+        }
+    }
+    Ok(Arc::new(def.parse::<T>().map_err(|e| corrupt(key, e))?))
+}
+
 /// `map` (in key order) with the definitions of `kind` that `touched`
-/// sets or removes: untouched entries shared, changed ones parsed.
+/// sets or removes: untouched entries shared, changed ones parsed (or
+/// taken from `known`).
 fn apply_map<T: serde::de::DeserializeOwned>(
     map: &Keyed<T>,
     kind: ItemKind,
     touched: &[&Mutation],
+    known: &[(String, Definition, Arc<T>)],
 ) -> Result<Keyed<T>, StoreError> {
     let mut edits = Vec::new();
     for m in touched.iter().filter(|m| m.kind == kind) {
         let value = match m.after.as_ref().filter(|_| !m.archived) {
-            Some(def) => Some(Arc::new(
-                T::deserialize_from(def).map_err(|e| corrupt(&m.key, e))?,
-            )),
+            Some(def) => Some(parse_known(known, &m.key, def)?),
             None => None,
         };
         edits.push((m.key.as_str(), value.map(|v| (m.key.clone(), v))));
@@ -174,11 +201,12 @@ fn apply_map<T: serde::de::DeserializeOwned>(
 }
 
 /// The document after `mutations`: `doc` with only the changed items
-/// parsed again (a mutation's definition is the whole new definition) and
-/// the others shared.
+/// parsed again (a mutation's definition is the whole new definition;
+/// those in `parsed` are not parsed) and the others shared.
 pub(crate) fn apply_document(
     doc: &Document,
     mutations: &[Mutation],
+    parsed: &Parsed,
 ) -> Result<Document, StoreError> {
     let mut bucketing = doc.bucketing;
     for m in mutations.iter().filter(|m| m.kind == ItemKind::Setting) {
@@ -186,8 +214,8 @@ pub(crate) fn apply_document(
     }
     let touched = last_per_item(mutations);
     Ok(Document {
-        flags: apply_map(&doc.flags, ItemKind::Flag, &touched)?,
-        segments: apply_map(&doc.segments, ItemKind::Segment, &touched)?,
+        flags: apply_map(&doc.flags, ItemKind::Flag, &touched, &parsed.flags)?,
+        segments: apply_map(&doc.segments, ItemKind::Segment, &touched, &parsed.segments)?,
         bucketing,
         ..Document::default()
     })
@@ -197,8 +225,8 @@ pub(crate) fn apply_document(
 fn setting(m: &Mutation) -> Result<Bucketing, StoreError> {
     m.after
         .as_ref()
-        .and_then(|v| v.as_str())
-        .and_then(vexil_store::parse_bucketing)
+        .and_then(|v| v.parse::<String>().ok())
+        .and_then(|v| vexil_store::parse_bucketing(&v))
         .filter(|_| m.key == vexil_store::BUCKETING_SETTING)
         .ok_or_else(|| StoreError {
             kind: ErrorKind::Invalid,
@@ -212,12 +240,13 @@ pub(crate) fn apply(
     items: &[Arc<Item>],
     doc: &Document,
     mutations: &[Mutation],
+    parsed: &Parsed,
     version: i64,
     now: i64,
 ) -> Result<(Items, Document), StoreError> {
     Ok((
         Arc::new(apply_items(items, mutations, version, now)),
-        apply_document(doc, mutations)?,
+        apply_document(doc, mutations, parsed)?,
     ))
 }
 

@@ -19,8 +19,11 @@ use axum::body::Bytes;
 use vexil_engine::model::Document;
 use vexil_engine::{Problem, Snapshot};
 use vexil_protocol::event::ChangedItem;
-use vexil_store::{Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError};
+use vexil_store::{
+    Definition, Environment, ErrorKind, Item, ItemKind, Mutation, Store, StoreError,
+};
 
+use self::document::Parsed;
 use crate::clock::Clock;
 use crate::plane::{EnvSnapshot, Items, Plane};
 
@@ -128,9 +131,12 @@ impl Control {
     }
 
     /// Plans and validates a change without committing it (dry runs).
+    /// `parsed` has definitions the plan's mutations may carry, parsed
+    /// already (see `write`).
     pub(crate) async fn preview<F, E>(
         &self,
         env: &Environment,
+        parsed: Arc<Parsed>,
         plan: F,
     ) -> Result<Vec<Mutation>, WriteError<E>>
     where
@@ -146,6 +152,7 @@ impl Control {
             .compile_bounded(
                 current.clone(),
                 mutations,
+                parsed,
                 current.env.version + 1,
                 self.now_ms(),
             )
@@ -162,10 +169,15 @@ impl Control {
     /// check fails), or the plan refuses what this server holds, the
     /// environment is read from the store once and the change planned and
     /// validated again on it.
+    ///
+    /// `parsed` has definitions parsed already (an import's document):
+    /// the mutations that carry one of those very texts are not parsed
+    /// again; any other definition is.
     pub(crate) async fn write<F, E>(
         &self,
         env: &Environment,
         actor: &str,
+        parsed: Arc<Parsed>,
         plan: F,
     ) -> Result<Written, WriteError<E>>
     where
@@ -204,7 +216,13 @@ impl Control {
             let now = self.now_ms();
             let based_on = current.env.version;
             let (mutations, next) = self
-                .compile_bounded(current.clone(), mutations, based_on + 1, now)
+                .compile_bounded(
+                    current.clone(),
+                    mutations,
+                    parsed.clone(),
+                    based_on + 1,
+                    now,
+                )
                 .await?;
             let Next {
                 items,
@@ -266,6 +284,7 @@ impl Control {
         &self,
         current: Arc<EnvSnapshot>,
         mutations: Vec<Mutation>,
+        parsed: Arc<Parsed>,
         version: i64,
         now: i64,
     ) -> Result<(Vec<Mutation>, Next), WriteError<E>> {
@@ -275,26 +294,28 @@ impl Control {
         let _cancel = StopOnDrop(stop.clone());
         let flag = stop.clone();
         let mut work = tokio::task::spawn_blocking(move || {
-            let next: Result<Next, WriteError<std::convert::Infallible>> =
-                document::apply(&current.items, &current.doc, &mutations, version, now)
-                    .map_err(WriteError::Store)
-                    .and_then(|(items, doc)| {
-                        // Unchanged flags keep their compiled form.
-                        let compiled = vexil_engine::compile_reusing(
-                            &doc,
-                            &current.doc,
-                            &current.snapshot,
-                            &flag,
-                        );
-                        match compiled {
-                            Ok(c) => Ok(Next {
-                                items,
-                                doc,
-                                snapshot: c.snapshot,
-                            }),
-                            Err(problems) => Err(WriteError::Invalid(problems.0)),
-                        }
-                    });
+            let next: Result<Next, WriteError<std::convert::Infallible>> = document::apply(
+                &current.items,
+                &current.doc,
+                &mutations,
+                &parsed,
+                version,
+                now,
+            )
+            .map_err(WriteError::Store)
+            .and_then(|(items, doc)| {
+                // Unchanged flags keep their compiled form.
+                let compiled =
+                    vexil_engine::compile_reusing(&doc, &current.doc, &current.snapshot, &flag);
+                match compiled {
+                    Ok(c) => Ok(Next {
+                        items,
+                        doc,
+                        snapshot: c.snapshot,
+                    }),
+                    Err(problems) => Err(WriteError::Invalid(problems.0)),
+                }
+            });
             (mutations, next)
         });
         let joined = tokio::select! {
@@ -335,7 +356,7 @@ struct Next {
 
 /// The SSE frame of one committed change.
 fn change_frame(version: i64, mutations: &[Mutation]) -> Bytes {
-    let items: Vec<ChangedItem<'_>> = mutations
+    let items: Vec<ChangedItem<'_, Definition>> = mutations
         .iter()
         .filter_map(|m| {
             Some(ChangedItem {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use vexil_protocol::event::{Action as WireAction, ChangedItem, ItemKind as WireKind};
-use vexil_store::{Action, Change, ChangeFilter, EnvState, ErrorKind, Item, ItemKind, StoreError};
+use vexil_store::{
+    Action, Change, ChangeFilter, Definition, EnvState, ErrorKind, Item, ItemKind, StoreError,
+};
 
 use super::Control;
 use super::document::{document_of, item_order};
@@ -266,7 +268,7 @@ fn frames_of(changes: &[Change], items: &[Arc<Item>], upto: i64) -> Vec<(i64, By
                     archived: archived(c),
                 })
             })
-            .collect::<Option<Vec<ChangedItem<'_>>>>()
+            .collect::<Option<Vec<ChangedItem<'_, Definition>>>>()
         else {
             break;
         };

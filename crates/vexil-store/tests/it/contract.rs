@@ -16,7 +16,8 @@ fn flag(key: &str, on: bool) -> Mutation {
         action: Action::Create,
         before: None,
         after: Some(
-            json!({"variants": {"on": true, "off": false}, "enabled": on, "defaultServe": {"variant": "on"}}),
+            json!({"variants": {"on": true, "off": false}, "enabled": on, "defaultServe": {"variant": "on"}})
+                .into(),
         ),
         archived: false,
     }
@@ -141,7 +142,10 @@ async fn commits_are_versioned_logged_and_conflict_checked() {
             .map(|i| (i.key.as_str(), i.version))
             .collect();
         assert_eq!(keys, [("a", 2)]);
-        assert_eq!(state.items[0].definition["enabled"], json!(false));
+        assert_eq!(
+            state.items[0].definition.to_value()["enabled"],
+            json!(false)
+        );
 
         let log = s.changes(env.id, &ChangeFilter::default()).await.unwrap();
         let summary: Vec<(i64, &str, &str, Action)> = log
@@ -157,7 +161,10 @@ async fn commits_are_versioned_logged_and_conflict_checked() {
                 (3, "carol", "b", Action::Delete)
             ]
         );
-        assert_eq!(log[2].before.as_ref().unwrap()["enabled"], json!(true));
+        assert_eq!(
+            log[2].before.as_ref().unwrap().to_value()["enabled"],
+            json!(true)
+        );
         assert_eq!(log[3].after, None);
         let only_a = s
             .changes(
@@ -340,8 +347,8 @@ fn bucketing(value: serde_json::Value) -> Mutation {
         kind: ItemKind::Setting,
         key: BUCKETING_SETTING.into(),
         action: Action::Update,
-        before: Some(json!("concat")),
-        after: Some(value),
+        before: Some(json!("concat").into()),
+        after: Some(value.into()),
         archived: false,
     }
 }
@@ -389,7 +396,7 @@ async fn bucketing_is_a_versioned_and_logged_environment_setting() {
         let setting = log.iter().find(|c| c.kind == ItemKind::Setting).unwrap();
         assert_eq!(
             (setting.key.as_str(), setting.version, &setting.after),
-            ("bucketing", 1, &Some(json!("cbor"))),
+            ("bucketing", 1, &Some(json!("cbor").into())),
             "{name}"
         );
         // Unknown settings and values are refused alike, and change nothing.
@@ -460,7 +467,7 @@ async fn a_large_commit_applies_its_mutations_in_order() {
                 .items
                 .iter()
                 .find(|i| i.key == key)
-                .map(|i| i.definition["enabled"].clone())
+                .map(|i| i.definition.to_value()["enabled"].clone())
         };
         assert_eq!(def("f000"), Some(json!(true)), "{}", t.name);
         assert_eq!(def("f001"), Some(json!(false)), "{}", t.name);

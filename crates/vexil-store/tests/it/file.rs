@@ -110,7 +110,7 @@ async fn a_flag_files_bucketing_is_its_environments_setting() {
         (
             ItemKind::Setting,
             "bucketing",
-            Some(serde_json::json!("concat"))
+            Some(serde_json::json!("concat").into())
         )
     );
 }

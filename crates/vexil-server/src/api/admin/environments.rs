@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vexil_engine::model::Bucketing;
-use vexil_store::{Action, BUCKETING_SETTING, Environment, ItemKind, Mutation, bucketing_name};
+use vexil_store::{
+    Action, BUCKETING_SETTING, Definition, Environment, ItemKind, Mutation, bucketing_name,
+};
 
 use super::projects::NewProject;
 use super::{AppResult, St, admin_env, admin_project, check_key, check_name, env_to_write};
@@ -41,8 +43,8 @@ pub(super) fn bucketing_change(from: Bucketing, to: Bucketing, action: Action) -
         kind: ItemKind::Setting,
         key: BUCKETING_SETTING.to_owned(),
         action,
-        before: Some(bucketing_name(from).into()),
-        after: Some(bucketing_name(to).into()),
+        before: Some(Definition::string(bucketing_name(from))),
+        after: Some(Definition::string(bucketing_name(to))),
         archived: false,
     })
 }

@@ -38,7 +38,7 @@ pub(super) fn availability<I: std::borrow::Borrow<Item>>(
     };
     let mut parsed = Vec::with_capacity(flags.len());
     for item in flags {
-        if let Ok(def) = <FlagDef as serde::Deserialize>::deserialize(&item.definition) {
+        if let Ok(def) = item.definition.parse::<FlagDef>() {
             parsed.push((item.key.clone(), def));
         }
     }

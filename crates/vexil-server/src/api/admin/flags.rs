@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
-use vexil_store::{Action, Item, ItemKind, Mutation};
+use vexil_store::{Action, Definition, Item, ItemKind, Mutation};
 
 use super::flagd_view::item_view_response;
 use super::{AppResult, St, admin_env, check_if_match, env_to_write, find, if_match};
@@ -30,9 +30,9 @@ pub(super) async fn toggle(
     let precondition = if_match(&headers)?;
     modify_flag(&st, &who, (p, e, key), Action::Toggle, move |item| {
         check_if_match(precondition, ItemKind::Flag, &item.key, Some(item))?;
-        let mut def = item.definition.clone();
+        let mut def = item.definition.to_value();
         def["enabled"] = Value::Bool(body.enabled);
-        Ok((def, item.archived))
+        Ok((Definition::from(def), item.archived))
     })
     .await
 }
@@ -68,7 +68,7 @@ async fn modify_flag<F>(
     change: F,
 ) -> AppResult<Response>
 where
-    F: Fn(&Item) -> AppResult<(Value, bool)>,
+    F: Fn(&Item) -> AppResult<(Definition, bool)>,
 {
     let env = env_to_write(st, who, &p, &e).await?;
     let written = st

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vexil_engine::model::{FlagDef, SegmentDef};
-use vexil_store::{Action, Item, ItemKind, Mutation};
+use vexil_store::{Action, Definition, Item, ItemKind, Mutation};
 
 use super::flagd_view::{availability, item_view_response};
 use super::{
@@ -60,6 +60,13 @@ pub(super) struct ListParams {
     after: Option<String>,
 }
 
+/// The tags of a definition, for the list's filter (the other fields are
+/// skipped, not built).
+#[derive(Deserialize)]
+struct Tags {
+    tags: Option<Value>,
+}
+
 pub(super) async fn list<K: Kind>(
     State(st): St,
     who: Principal,
@@ -84,8 +91,12 @@ pub(super) async fn list<K: Kind>(
             && q.as_deref()
                 .is_none_or(|q| i.key.to_lowercase().contains(q))
             && params.tag.as_deref().is_none_or(|t| {
-                i.definition["tags"]
-                    .as_array()
+                i.definition
+                    .parse::<Tags>()
+                    .ok()
+                    .and_then(|d| d.tags)
+                    .as_ref()
+                    .and_then(Value::as_array)
                     .is_some_and(|tags| tags.iter().any(|x| x.as_str() == Some(t)))
             })
             && params.after.as_deref().is_none_or(|a| i.key.as_str() > a)
@@ -157,7 +168,7 @@ pub(super) async fn put<K: Kind>(
             "send `If-Match: \"<version>\"` with the version you read to update, or `If-None-Match: *` to create",
         ));
     }
-    let definition = serde_json::to_value(&body)
+    let definition = Definition::to_json(&body)
         .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
     let written = st
         .write(&env, who.actor(), |state| {

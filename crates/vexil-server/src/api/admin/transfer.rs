@@ -12,16 +12,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use vexil_engine::model::Bucketing;
+use std::sync::Arc;
+use vexil_engine::model::{Bucketing, Document};
 
-use vexil_store::{Action, Item, ItemKind, Mutation};
+use vexil_store::{Action, Definition, Item, ItemKind, Mutation};
 
 use super::environments::bucketing_change;
 use super::{AppResult, St, admin_env, env_to_write, etag};
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::ApiText;
-use crate::state::document_of;
+use crate::state::{Parsed, document_of};
 
 pub(super) async fn export(
     State(st): St,
@@ -54,6 +55,32 @@ enum ImportMode {
     Replace,
 }
 
+/// What an import's document holds, as stored: kind, key, definition.
+type Desired = Vec<(ItemKind, String, Definition)>;
+
+/// The definitions an import stores (as `vexil_store::definitions_of`
+/// writes them: segments, then flags with the document's metadata), each
+/// written once; and the same texts with their parsed forms, which the
+/// write takes instead of parsing the texts again.
+fn definitions(doc: Document) -> AppResult<(Desired, Parsed)> {
+    let encode =
+        |e: serde_json::Error| ApiError::internal(format!("cannot encode definition: {e}"));
+    let mut desired = Vec::with_capacity(doc.segments.len() + doc.flags.len());
+    let mut parsed = Parsed::default();
+    for (key, segment) in doc.segments.shared() {
+        let def = Definition::to_json(&**segment).map_err(encode)?;
+        desired.push((ItemKind::Segment, key.clone(), def.clone()));
+        parsed.segments.push((key.clone(), def, segment.clone()));
+    }
+    for (key, flag) in doc.flags.shared() {
+        let flag = vexil_store::stored_flag(&doc, flag);
+        let def = Definition::to_json(&*flag).map_err(encode)?;
+        desired.push((ItemKind::Flag, key.clone(), def.clone()));
+        parsed.flags.push((key.clone(), def, flag));
+    }
+    Ok((desired, parsed.sorted()))
+}
+
 /// Imports a native or flagd document (JSON or YAML) into an environment.
 pub(super) async fn import(
     State(st): St,
@@ -76,21 +103,20 @@ pub(super) async fn import(
         .map_err(|e| ApiError::invalid(e.problems()))?
         .into_native()
         .map_err(|p| ApiError::invalid(p.0))?;
+    // With a large import, the text is a good part of what is held.
+    drop(text);
     // A merge keeps the environment's bucketing unless the document names
     // the non-default one: a document without the field (any flagd one)
     // says nothing about it.
     let sets_bucketing =
         params.mode == ImportMode::Replace || doc.bucketing != Bucketing::default();
-    let desired = vexil_store::definitions_of(&doc)
-        .map_err(|e| ApiError::internal(format!("cannot encode definition: {e}")))?;
+    let bucketing = doc.bucketing;
+    let (desired, parsed) = definitions(doc)?;
+    let parsed = Arc::new(parsed);
     let plan = |state: &crate::control::EnvView<'_>| -> AppResult<Vec<Mutation>> {
         let mut mutations = Vec::new();
         if sets_bucketing {
-            mutations.extend(bucketing_change(
-                state.bucketing,
-                doc.bucketing,
-                Action::Import,
-            ));
+            mutations.extend(bucketing_change(state.bucketing, bucketing, Action::Import));
         }
         // Indexes, not searches: a document of n items against an
         // environment of n items must not cost n².
@@ -134,9 +160,9 @@ pub(super) async fn import(
         Ok(mutations)
     };
     let (mutations, version) = if params.dry_run {
-        (st.preview(&env, plan).await?, None)
+        (st.preview(&env, parsed, plan).await?, None)
     } else {
-        let written = st.write(&env, who.actor(), plan).await?;
+        let written = st.write_parsed(&env, who.actor(), parsed, plan).await?;
         (written.mutations, Some(written.version))
     };
     let summary = |kind: ItemKind| {

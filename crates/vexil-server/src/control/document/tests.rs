@@ -9,7 +9,7 @@ fn item(kind: ItemKind, key: &str, def: serde_json::Value, archived: bool) -> Ar
     Arc::new(Item {
         kind,
         key: key.to_owned(),
-        definition: def,
+        definition: def.into(),
         version: 1,
         archived,
         updated_at: 0,
@@ -35,7 +35,7 @@ fn mutation(
             Action::Delete
         },
         before: None,
-        after,
+        after: after.map(Into::into),
         archived,
     }
 }
@@ -69,7 +69,7 @@ fn a_change_applied_to_the_document_equals_the_document_of_the_changed_items() {
         ],
     ];
     for mutations in changes {
-        let (after, doc_after) = apply(&items, &doc, &mutations, 2, 7).unwrap();
+        let (after, doc_after) = apply(&items, &doc, &mutations, &Parsed::default(), 2, 7).unwrap();
         let order: Vec<_> = after.iter().map(|i| item_order(i.kind, &i.key)).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         // Every item is the old one, or the mutation's.
@@ -108,11 +108,11 @@ fn a_bucketing_setting_changes_the_document_only() {
         kind: ItemKind::Setting,
         key: vexil_store::BUCKETING_SETTING.to_owned(),
         action: Action::Update,
-        before: Some(json!("concat")),
-        after: Some(json!("cbor")),
+        before: Some(json!("concat").into()),
+        after: Some(json!("cbor").into()),
         archived: false,
     };
-    let (after, doc_after) = apply(&items, &doc, &[set], 2, 7).unwrap();
+    let (after, doc_after) = apply(&items, &doc, &[set], &Parsed::default(), 2, 7).unwrap();
     assert_eq!(*after, items);
     assert_eq!(doc_after.bucketing, Bucketing::Cbor);
     assert_eq!(doc_after.flags.len(), 1);
@@ -121,9 +121,32 @@ fn a_bucketing_setting_changes_the_document_only() {
         &items,
         &doc_after,
         &[mutation(ItemKind::Flag, "b", Some(flag(false)), false)],
+        &Parsed::default(),
         3,
         8,
     )
     .unwrap();
     assert_eq!(again.bucketing, Bucketing::Cbor);
+}
+
+/// Issue 11: an import's definitions are parsed once, not again when
+/// applied; only the very text they were written as is trusted.
+#[test]
+fn a_definition_parsed_already_is_taken_not_parsed_again() {
+    let def = Definition::from(flag(true));
+    let known = Arc::new(def.parse::<FlagDef>().unwrap());
+    let parsed = Parsed {
+        flags: vec![("a".to_owned(), def.clone(), known.clone())],
+        segments: Vec::new(),
+    };
+    let same = Mutation {
+        after: Some(def),
+        ..mutation(ItemKind::Flag, "a", None, false)
+    };
+    let doc = apply_document(&Document::default(), &[same], &parsed).unwrap();
+    assert!(Arc::ptr_eq(&doc.flags.shared()[0].1, &known));
+    let equal = mutation(ItemKind::Flag, "a", Some(flag(true)), false);
+    let doc = apply_document(&Document::default(), &[equal], &parsed).unwrap();
+    assert!(!Arc::ptr_eq(&doc.flags.shared()[0].1, &known));
+    assert_eq!(doc.flags.shared()[0].1, known);
 }
