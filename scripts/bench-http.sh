@@ -113,9 +113,10 @@ if [ -n "${PERF:-}" ]; then
   # samples with call graphs of the server under the same load).
   taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SECONDS_PER_RUN + 2))s" -s "$WORK/post.lua" \
     -H "Authorization: Bearer $KEY" "$V/ofrep/v1/evaluate/flags/flag-7" > /dev/null &
+  PERF_LOAD=$!
   sleep 1
   perf record -q -e cpu-clock -F 1999 -g -p "$SERVER" -o "$WORK/perf.data" -- sleep "$SECONDS_PER_RUN" 2> /dev/null
-  wait
+  wait "$PERF_LOAD"
   echo "== perf: OFREP single flag, by DSO, then by symbol (top 40, self time)"
   perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none 2> /dev/null | grep '%' | head -5
   perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2> /dev/null | grep '%' | head -40
