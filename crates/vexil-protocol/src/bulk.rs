@@ -1,4 +1,5 @@
-//! The OFREP bulk answer written from JSON prepared once per snapshot.
+//! The OFREP bulk answer and the native answer for every flag, written
+//! from JSON prepared once per snapshot.
 //!
 //! Every entry of a bulk answer repeats what the snapshot already fixes:
 //! the flag's key, its metadata, and the value and name of the variant
@@ -16,8 +17,8 @@ use crate::ofrep::{BulkAnswer, Entry};
 /// One flag's fixed JSON.
 #[derive(Debug)]
 struct FlagJson {
-    /// `{"key":<key>`.
-    head: Box<[u8]>,
+    /// The key as a JSON string.
+    name: Box<[u8]>,
     /// `,"metadata":<metadata>}`.
     tail: Box<[u8]>,
     /// Per variant, in the flag's order.
@@ -41,8 +42,8 @@ impl Prepared {
         let flags = snapshot
             .flags()
             .map(|flag| {
-                let mut head = b"{\"key\":".to_vec();
-                write(&mut head, flag.key());
+                let mut name = Vec::new();
+                write(&mut name, flag.key());
                 let mut tail = b",\"metadata\":".to_vec();
                 write(&mut tail, &Metadata(Some(flag.metadata())));
                 tail.push(b'}');
@@ -57,7 +58,7 @@ impl Prepared {
                     })
                     .collect();
                 FlagJson {
-                    head: head.into_boxed_slice(),
+                    name: name.into_boxed_slice(),
                     tail: tail.into_boxed_slice(),
                     variants,
                 }
@@ -69,7 +70,7 @@ impl Prepared {
             .iter()
             .map(|f| {
                 let variant = f.variants.iter().map(|(v, n)| v.len() + n.len()).max();
-                f.head.len() + f.tail.len() + variant.unwrap_or(0) + PER_ENTRY
+                f.name.len() + f.tail.len() + variant.unwrap_or(0) + PER_ENTRY
             })
             .sum::<usize>()
             + PER_ENTRY;
@@ -94,7 +95,7 @@ impl Prepared {
             if i > 0 {
                 out.push(b',');
             }
-            if !write_entry(out, eval, flag) {
+            if !write_entry(out, eval, flag, Keyed::Field) {
                 write(out, &Entry::new(Some(eval.key().unwrap_or("")), eval));
             }
         }
@@ -105,11 +106,53 @@ impl Prepared {
         }
         out.push(b'}');
     }
+
+    /// Writes the native API's answer for every flag (`{"version",
+    /// "flags": {key: entry}}`, as `NativeAnswer` serialises it without
+    /// traces), whose evaluations are those of every flag of the snapshot
+    /// this was prepared from, in its order.
+    pub fn write_native(&self, out: &mut Vec<u8>, version: i64, evaluations: &[Evaluation<'_>]) {
+        if evaluations.len() != self.flags.len() {
+            let flags: Vec<_> = evaluations.iter().map(|e| (None, e.clone())).collect();
+            write(
+                out,
+                &crate::native::NativeAnswer {
+                    version,
+                    flags: &flags,
+                    traces: None,
+                },
+            );
+            return;
+        }
+        out.extend_from_slice(b"{\"version\":");
+        write(out, &version);
+        out.extend_from_slice(b",\"flags\":{");
+        for (i, (eval, flag)) in evaluations.iter().zip(&self.flags).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if !write_entry(out, eval, flag, Keyed::Member) {
+                write(out, eval.key().unwrap_or(""));
+                out.push(b':');
+                write(out, &Entry::new(None, eval));
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// Where an entry names its flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyed {
+    /// `{"key":<key>,…}`: OFREP.
+    Field,
+    /// `<key>:{…}`: a member of the native answer's `flags` object.
+    Member,
 }
 
 /// Writes a successful evaluation from `flag`'s fragments; `false` (having
 /// written nothing) when they do not cover it.
-fn write_entry(out: &mut Vec<u8>, eval: &Evaluation<'_>, flag: &FlagJson) -> bool {
+fn write_entry(out: &mut Vec<u8>, eval: &Evaluation<'_>, flag: &FlagJson, keyed: Keyed) -> bool {
     if eval.error.is_some() {
         return false;
     }
@@ -131,12 +174,23 @@ fn write_entry(out: &mut Vec<u8>, eval: &Evaluation<'_>, flag: &FlagJson) -> boo
         }
         _ => return false,
     };
-    out.extend_from_slice(&flag.head);
-    if let Some((value, _)) = variant {
-        out.extend_from_slice(b",\"value\":");
-        out.extend_from_slice(value);
+    match keyed {
+        Keyed::Field => {
+            out.extend_from_slice(b"{\"key\":");
+            out.extend_from_slice(&flag.name);
+            out.push(b',');
+        }
+        Keyed::Member => {
+            out.extend_from_slice(&flag.name);
+            out.extend_from_slice(b":{");
+        }
     }
-    out.extend_from_slice(b",\"reason\":\"");
+    if let Some((value, _)) = variant {
+        out.extend_from_slice(b"\"value\":");
+        out.extend_from_slice(value);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"reason\":\"");
     out.extend_from_slice(eval.reason.as_str().as_bytes());
     out.extend_from_slice(b"\",\"variant\":");
     match variant {

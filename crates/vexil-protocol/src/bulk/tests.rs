@@ -39,6 +39,21 @@ fn assert_same(snap: &Snapshot) {
                 String::from_utf8(encode(&answer)).unwrap()
             );
         }
+        // The native answer for every flag, and for fewer.
+        for evals in [&evals[..], &evals[evals.len().min(1)..]] {
+            let flags: Vec<_> = evals.iter().map(|e| (None, e.clone())).collect();
+            let native = crate::native::NativeAnswer {
+                version: 42,
+                flags: &flags,
+                traces: None,
+            };
+            let mut out = Vec::new();
+            prepared.write_native(&mut out, 42, evals);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(encode(&native)).unwrap()
+            );
+        }
     }
 }
 
@@ -103,7 +118,7 @@ fn every_successful_answer_is_written_from_the_fragments() {
         for (eval, flag) in snap.evaluate_all(&ctx).iter().zip(&prepared.flags) {
             let mut out = Vec::new();
             assert_eq!(
-                super::write_entry(&mut out, eval, flag),
+                super::write_entry(&mut out, eval, flag, super::Keyed::Field),
                 eval.error.is_none(),
                 "{eval:?}"
             );
