@@ -691,7 +691,9 @@ async fn a_write_whose_compilation_takes_too_long_is_stopped_and_refused() {
     );
     let flag = json!({"variants": {"on": true, "off": false}, "defaultServe": {"variant": "off"},
         "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["US", "CA"]}], "serve": {"variant": "on"}}]});
-    let flags: serde_json::Map<String, Value> = (0..8_000)
+    // Enough flags that compiling them takes several times the bound on a
+    // fast machine too (8,000 compiled within it once imports got faster).
+    let flags: serde_json::Map<String, Value> = (0..40_000)
         .map(|i| (format!("f{i}"), flag.clone()))
         .collect();
     let doc = json!({"flags": flags});
