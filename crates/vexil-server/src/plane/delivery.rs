@@ -238,7 +238,7 @@ fn event_body(
         ended: Ended,
         beat: std::pin::Pin<Box<tokio::time::Sleep>>,
         heartbeat: std::time::Duration,
-        dropped: Arc<crate::metrics::Metrics>,
+        metrics: Arc<crate::metrics::Metrics>,
         initial: std::vec::IntoIter<Bytes>,
         sent: i64,
         frame: fn(&StreamEvent) -> Option<Bytes>,
@@ -263,7 +263,7 @@ fn event_body(
         ended,
         beat: Box::pin(tokio::time::sleep(heartbeat)),
         heartbeat,
-        dropped: plane.metrics.clone(),
+        metrics: plane.metrics.clone(),
         initial: initial.into_iter(),
         sent,
         frame,
@@ -298,7 +298,7 @@ fn event_body(
                 }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    feed.dropped
+                    feed.metrics
                         .subscribers_dropped
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return None;

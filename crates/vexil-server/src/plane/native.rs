@@ -71,15 +71,6 @@ async fn evaluate_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Resp
         }
     }
     let ctx = req.context.with_timestamp(plane.clock.unix_seconds());
-    if req.flags.is_none() && !req.explain {
-        // Every flag, plainly: written from each flag's prepared JSON.
-        let evals = env.snapshot.evaluate_all(&ctx);
-        env.evaluations.add_all(&evals);
-        let prepared = env.prepared();
-        let mut body = Vec::with_capacity(prepared.size_hint() + 64);
-        prepared.write_native(&mut body, env.env.version, &evals);
-        return json_response(StatusCode::OK, body);
-    }
     // The key asked for, or (evaluating all) none: the evaluation names it.
     // Explain mode records each evaluation's steps as well (a walk that
     // allocates; the plain path does not take it).
@@ -94,12 +85,15 @@ async fn evaluate_inner(plane: &Plane, headers: &HeaderMap, body: &[u8]) -> Resp
                 )
             })
             .collect(),
-        (None, false) => env
-            .snapshot
-            .evaluate_all(&ctx)
-            .into_iter()
-            .map(|e| (None, e))
-            .collect(),
+        (None, false) => {
+            // Every flag, plainly: written from each flag's prepared JSON.
+            let evals = env.snapshot.evaluate_all(&ctx);
+            env.evaluations.add_all(&evals);
+            let prepared = env.prepared();
+            let mut body = Vec::with_capacity(prepared.size_hint() + 64);
+            prepared.write_native(&mut body, env.env.version, &evals);
+            return json_response(StatusCode::OK, body);
+        }
         (Some(keys), true) => keys
             .iter()
             .map(|k| {
